@@ -1,0 +1,3 @@
+from rayneas.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,109 @@
+"""The `rayneas` command: run a config, look up a cell, describe, plot, export, demo."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from rayneas.config import ConfigError, load_run
+from rayneas.data import DataError
+from rayneas.lookup import AccuracyTableError, lookup
+from rayneas.spaces import nb201
+
+#: Errors that are the user's to fix: printed as one line, no traceback.
+USER_ERRORS = (ConfigError, nb201.GenotypeError, AccuracyTableError, DataError)
+
+
+def _print_lookup(arch: str, csv: str | None) -> None:
+    acc = lookup(arch, csv)
+    print(f"index {acc.index}")
+    print(f"arch {acc.arch}")
+    print(f"cifar10 {acc.cifar10:.4f}")
+    print(f"cifar100 {acc.cifar100:.4f}")
+    print(f"imagenet16 {acc.imagenet16:.4f}")
+
+
+def _describe(arch: str, C: int, N: int, num_classes: int) -> None:
+    import torch
+
+    genotype = nb201.resolve(arch)
+    net = nb201.build(genotype, C=C, N=N, num_classes=num_classes)
+    params = sum(p.numel() for p in net.parameters())
+    with torch.no_grad():
+        out = net.eval()(torch.zeros(1, 3, 32, 32))
+    print(f"genotype {genotype.to_string()}")
+    print(f"index {nb201.index_of(genotype)}")
+    print(f"connected {genotype.is_connected()}")
+    print(f"network NB201 C={C} N={N}: {len(net.cells)} cells/blocks, {params} parameters "
+          f"({params / 1e6:.3f} M), output {tuple(out.shape)}")
+
+
+def _run(config: str, overrides: Sequence[str], resume: bool, runs_dir: str) -> dict:
+    kind, cfg = load_run(config, overrides)
+    run_dir = Path(runs_dir) / cfg.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    summary = kind.runner(cfg, run_dir, resume)
+    print(json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rayneas", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a search from a YAML config")
+    run.add_argument("config")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config key, e.g. --set seed=7 --set scoring.num_actors=2")
+    run.add_argument("--resume", action="store_true", help="continue the run in runs/<name>/ where it stopped")
+    run.add_argument("--runs-dir", default="runs")
+
+    look = sub.add_parser("lookup", help="trained accuracies of a NAS-Bench-201 cell (string or index)")
+    look.add_argument("arch")
+    look.add_argument("--csv", default=None, help="accuracy CSV (default: $RAYNEAS_NB201_CSV, else bundled)")
+
+    desc = sub.add_parser("describe", help="build a NAS-Bench-201 network and count its parameters")
+    desc.add_argument("arch")
+    desc.add_argument("--C", type=int, default=16)
+    desc.add_argument("--N", type=int, default=5)
+    desc.add_argument("--num-classes", type=int, default=10)
+
+    plot = sub.add_parser("plot", help="plot a finished or running search")
+    plot.add_argument("run_dir")
+    export = sub.add_parser("export", help="write the found network as a PyTorch module + genotype JSON")
+    export.add_argument("run_dir")
+    export.add_argument("--out", default=None)
+
+    demo = sub.add_parser("demo", help="the main job on embedded defaults (no download)")
+    demo.add_argument("--runs-dir", default="runs")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "lookup":
+            _print_lookup(args.arch, args.csv)
+        elif args.command == "describe":
+            _describe(args.arch, args.C, args.N, args.num_classes)
+        elif args.command == "run":
+            _run(args.config, args.overrides, args.resume, args.runs_dir)
+        elif args.command == "plot":
+            from rayneas.tenas.report import plot_run
+
+            for path in plot_run(Path(args.run_dir)):
+                print(path)
+        elif args.command == "export":
+            from rayneas.tenas.export import export_run
+
+            print(export_run(Path(args.run_dir), Path(args.out) if args.out else None))
+        elif args.command == "demo":
+            from rayneas.demo import demo
+
+            demo(Path(args.runs_dir))
+    except USER_ERRORS as exc:
+        print(f"rayneas: error: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,246 @@
+"""YAML run configs as typed dataclasses, validated before any work starts.
+
+A run config is a dataclass registered under a ``kind`` (``@register_run``); its
+YAML file names that kind at the top. Every key is checked against the
+dataclass fields (recursively), so a typo, a wrong type or an out-of-range
+value fails with the key path, the bad value and what is allowed, instead of
+an hour into a search.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Callable, Literal, Mapping, Sequence, TypeVar, Union, get_args, get_origin
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A config value or key is wrong; the message names the key path and the fix."""
+
+
+def spec(
+    default: Any = dataclasses.MISSING,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    doc: str = "",
+    default_factory: Any = dataclasses.MISSING,
+) -> Any:
+    """A dataclass field with bounds that `from_dict` enforces."""
+    meta = {"ge": ge, "gt": gt, "le": le, "doc": doc}
+    if default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _type_name(tp: Any) -> str:
+    if get_origin(tp) is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(tp: Any, value: Any, path: str) -> Any:
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(arg, value, path)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{path}: {value!r} matches none of {tp}")
+    if origin is Literal:
+        allowed = get_args(tp)
+        if value not in allowed:
+            raise ConfigError(f"{path}: {value!r} is not allowed; choose one of {', '.join(map(repr, allowed))}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, path)
+    if origin in (list, tuple, Sequence) or tp in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        args = get_args(tp)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                raise ConfigError(f"{path}: expected {len(args)} items, got {len(value)}: {value!r}")
+            return tuple(_convert(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+        item = args[0] if args else Any
+        items = [_convert(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple or tp is tuple else items
+    if origin is dict or tp is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, got {value!r}")
+        return value
+    if tp is Path:
+        if not isinstance(value, (str, Path)):
+            raise ConfigError(f"{path}: expected a path, got {value!r}")
+        return Path(value)
+    raise ConfigError(f"{path}: unsupported field type {_type_name(tp)}")
+
+
+def _check_bounds(field: dataclasses.Field, value: Any, path: str) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    meta = field.metadata
+    if meta.get("ge") is not None and not value >= meta["ge"]:
+        raise ConfigError(f"{path}: {value!r} is out of range; it must be >= {meta['ge']}")
+    if meta.get("gt") is not None and not value > meta["gt"]:
+        raise ConfigError(f"{path}: {value!r} is out of range; it must be > {meta['gt']}")
+    if meta.get("le") is not None and not value <= meta["le"]:
+        raise ConfigError(f"{path}: {value!r} is out of range; it must be <= {meta['le']}")
+
+
+def from_dict(cls: type[T], data: Any, path: str = "") -> T:
+    """Build ``cls`` from plain data, rejecting unknown keys, wrong types and bad ranges."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path or '<root>'}: expected a mapping of keys, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        where = path or "<root>"
+        raise ConfigError(
+            f"{where}: unknown key {unknown[0]!r}" + (f" (and {unknown[1:]})" if len(unknown) > 1 else "")
+            + f"; allowed keys are {', '.join(sorted(fields))}"
+        )
+    kwargs = {}
+    for name, field in fields.items():
+        key_path = f"{path}.{name}" if path else name
+        if name in data:
+            value = _convert(hints[name], data[name], key_path)
+            _check_bounds(field, value, key_path)
+            kwargs[name] = value
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{key_path}: required key is missing")
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as exc:  # __post_init__ cross-field checks
+        raise ConfigError(f"{path or '<root>'}: {exc}") from exc
+
+
+def to_dict(obj: Any) -> Any:
+    """Plain YAML-able data (Paths as strings, tuples as lists)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
+    """Apply ``a.b=value`` strings; values are parsed as YAML (``3``, ``0.5``, ``[1, 2]``, ``true``)."""
+    data = dict(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set seed=7")
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"--set {item!r}: empty key part in {key!r}")
+        node = data
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: {'.'.join(parts[: i + 1])} is not a section")
+            node[part] = child = dict(child)
+            node = child
+        node[parts[-1]] = yaml.safe_load(raw)
+    return data
+
+
+@dataclasses.dataclass(frozen=True)
+class RunKind:
+    name: str
+    config_cls: type
+    runner: Callable[[Any, Path], dict]
+
+
+RUN_KINDS: dict[str, RunKind] = {}
+
+
+def register_run(kind: str, config_cls: type) -> Callable[[Callable], Callable]:
+    """Register ``runner(cfg, run_dir) -> summary`` for configs whose ``kind`` is ``kind``."""
+
+    def wrap(runner: Callable) -> Callable:
+        RUN_KINDS[kind] = RunKind(kind, config_cls, runner)
+        return runner
+
+    return wrap
+
+
+def _load_run_kinds() -> None:
+    # Importing the strategy modules registers their kinds; done lazily so that
+    # `import rayneas.config` stays light.
+    import importlib
+
+    for module in ("rayneas.tenas.search",):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
+def parse_run(data: Mapping, source: str = "<config>") -> tuple[RunKind, Any]:
+    _load_run_kinds()
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    data = dict(data)
+    kind = data.pop("kind", None)
+    if kind not in RUN_KINDS:
+        raise ConfigError(
+            f"{source}: kind: {kind!r} is not a known run kind; choose one of {', '.join(sorted(RUN_KINDS))}"
+        )
+    entry = RUN_KINDS[kind]
+    return entry, from_dict(entry.config_cls, data)
+
+
+def load_run(path: str | Path, overrides: Sequence[str] = ()) -> tuple[RunKind, Any]:
+    """Read a YAML run config, apply ``--set`` overrides and validate it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist; see configs/ for examples")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return parse_run(apply_overrides(data, overrides), str(path))

@@ -1,0 +1,196 @@
+"""Scoring a round's candidates in parallel on Ray actors, with the serial result bit for bit.
+
+Every worker (each actor, or the driver on the serial path) runs the same
+`ScorerHost` with the same torch thread count, because float reductions are
+summed in a different order under a different number of threads: that is what
+makes ``num_actors=0`` and ``num_actors=4`` agree exactly, not just closely.
+
+Tasks go out one per free actor and the next one leaves when a result comes
+back, so slow and fast candidates balance themselves. An actor that dies is
+restarted by Ray (``max_restarts=-1``) and its task handed out again, up to
+``max_retries`` times per task; results already received are kept.
+"""
+from __future__ import annotations
+
+import logging
+import reprlib
+from collections import deque
+from typing import Any, Callable, Mapping, Sequence
+
+import ray
+import torch
+from ray.exceptions import RayActorError, RayTaskError
+
+from rayneas.scoring.cluster import check_fits
+from rayneas.scoring.host import DEVICE_KEY, ActorPlacement, RemoteScoringActor, Scorer, ScorerHost, select_device
+
+log = logging.getLogger(__name__)
+
+_REPR = reprlib.Repr()
+_REPR.maxother = _REPR.maxstring = 160
+
+
+class ScoringError(RuntimeError):
+    """A task could not be scored; the message names the task."""
+
+
+def _describe(index: int, total: int, task: Any) -> str:
+    return f"task {index} of {total} ({_REPR.repr(task)})"
+
+
+def _check_count(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def _check_resources(num_cpus: float, num_gpus: float) -> None:
+    if not num_cpus >= 0:
+        raise ValueError(f"num_cpus_per_actor must be >= 0, got {num_cpus!r}")
+    if not num_gpus >= 0:
+        raise ValueError(f"num_gpus_per_actor must be >= 0, got {num_gpus!r}")
+    if num_gpus > 1 and not float(num_gpus).is_integer():
+        raise ValueError(
+            f"num_gpus_per_actor={num_gpus!r}: Ray shares a GPU only for fractions below 1; "
+            "use a whole number of GPUs or a fraction such as 0.5"
+        )
+
+
+class ScorerPool:
+    """Scores tasks with ``num_actors`` Ray actors, or in this process when ``num_actors=0``.
+
+    ``scorer_factory`` (picklable, no arguments) builds the scorer inside each
+    worker. ``shared`` (input batches, tensors) is stored once with ``ray.put``
+    and every actor, restarted ones included, reads it from the object store;
+    scorers see it plus ``shared["device"]``: CUDA when the actor was granted a
+    GPU and torch sees one, else CPU (the serial path uses CUDA when
+    ``num_gpus_per_actor > 0`` and torch sees one). Ray must be running
+    (`ensure_ray`) for ``num_actors > 0``.
+    """
+
+    def __init__(
+        self,
+        scorer_factory: Callable[[], Scorer],
+        *,
+        num_actors: int = 0,
+        num_gpus_per_actor: float = 0.0,
+        num_cpus_per_actor: float = 1.0,
+        threads_per_actor: int = 1,
+        shared: Mapping[str, Any] | None = None,
+        max_retries: int = 3,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        _check_count("num_actors", num_actors, 0)
+        _check_count("threads_per_actor", threads_per_actor, 1)
+        _check_count("max_retries", max_retries, 0)
+        _check_resources(num_cpus_per_actor, num_gpus_per_actor)
+        shared = dict(shared or {})
+        if DEVICE_KEY in shared:
+            raise ValueError(
+                f"shared[{DEVICE_KEY!r}] is reserved: the pool sets it to each worker's torch device; rename your key"
+            )
+        self.threads = threads_per_actor
+        self.max_retries = max_retries
+        self.progress = progress
+        self._actors: list[Any] = []
+        self._host: ScorerHost | None = None
+        self._shared_ref: ray.ObjectRef | None = None
+        self._closed = False
+        if num_actors == 0:
+            self._host = ScorerHost(scorer_factory, shared, select_device(num_gpus_per_actor > 0))
+            return
+        if not ray.is_initialized():
+            raise RuntimeError(
+                f"ScorerPool(num_actors={num_actors}) needs Ray: call rayneas.scoring.ensure_ray(num_cpus=..., "
+                "num_gpus=...) or ray.init(...) first, or use num_actors=0 to score in this process"
+            )
+        check_fits(num_actors, num_cpus_per_actor, num_gpus_per_actor)
+        self._shared_ref = ray.put(shared)
+        actor_cls = RemoteScoringActor.options(
+            num_cpus=num_cpus_per_actor, num_gpus=num_gpus_per_actor, max_restarts=-1, max_task_retries=0
+        )
+        self._actors = [actor_cls.remote(scorer_factory, [self._shared_ref], threads_per_actor) for _ in range(num_actors)]
+
+    @property
+    def num_actors(self) -> int:
+        return len(self._actors)
+
+    def score(self, tasks: Sequence[Any]) -> list[Any]:
+        """One result per task, in task order."""
+        if self._closed:
+            raise RuntimeError("this ScorerPool was shut down; build a new one")
+        tasks = list(tasks)
+        return self._score_actors(tasks) if self._actors else self._score_serial(tasks)
+
+    def placements(self) -> list[ActorPlacement]:
+        """Where each actor runs (waits for all of them to start); empty on the serial path."""
+        return ray.get([actor.placement.remote() for actor in self._actors])
+
+    def shutdown(self) -> None:
+        for actor in self._actors:
+            ray.kill(actor)
+        self._actors, self._host, self._shared_ref, self._closed = [], None, None, True
+
+    def __enter__(self) -> "ScorerPool":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    def _report(self, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(done, total)
+
+    def _score_serial(self, tasks: list[Any]) -> list[Any]:
+        assert self._host is not None
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            results = []
+            for i, task in enumerate(tasks):
+                try:
+                    results.append(self._host(task))
+                except Exception as exc:
+                    raise ScoringError(f"{_describe(i, len(tasks), task)} raised {type(exc).__name__}: {exc}") from exc
+                self._report(i + 1, len(tasks))
+            return results
+        finally:
+            torch.set_num_threads(previous)
+
+    def _score_actors(self, tasks: list[Any]) -> list[Any]:
+        total = len(tasks)
+        pending = deque(range(total))
+        free = deque(self._actors)
+        failures = [0] * total
+        in_flight: dict[ray.ObjectRef, tuple[int, Any]] = {}
+        results: dict[int, Any] = {}
+        while len(results) < total:
+            while free and pending:
+                index, actor = pending.popleft(), free.popleft()
+                in_flight[actor.score.remote(tasks[index])] = (index, actor)
+            (ref,), _ = ray.wait(list(in_flight), num_returns=1)
+            index, actor = in_flight.pop(ref)
+            try:
+                results[index] = ray.get(ref)
+            except RayActorError as err:
+                if err.actor_init_failed:
+                    raise ScoringError(f"the scorer factory failed in a scoring actor: {err}") from err
+                failures[index] += 1
+                what = _describe(index, total, tasks[index])
+                if failures[index] > self.max_retries:
+                    raise ScoringError(
+                        f"{what} lost its actor {failures[index]} times (max_retries={self.max_retries}); "
+                        f"last error: {err}"
+                    ) from err
+                log.warning("scoring actor died on %s (failure %d of at most %d); Ray restarts it, retrying",
+                            what, failures[index], self.max_retries + 1)
+                pending.appendleft(index)
+            except RayTaskError as err:
+                cause = err.cause if err.cause is not None else err
+                raise ScoringError(
+                    f"{_describe(index, total, tasks[index])} raised {type(cause).__name__}: {cause}"
+                ) from err
+            else:
+                self._report(len(results), total)
+            free.append(actor)
+        return [results[i] for i in range(total)]
+

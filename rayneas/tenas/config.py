@@ -1,0 +1,114 @@
+"""The settings of a TE-NAS pruning search (``kind: tenas`` in a YAML run config).
+
+Defaults are the reference code's NAS-Bench-201 settings (``prune_launch.py``:
+κ batch 72, 3 repeats, prune 1 op per edge per round, Δκ rounded to 3
+decimals); ``configs/tenas_darts_*.yaml`` set the DARTS values. Every value
+that changes which cell is found is checked here, before any actor starts.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Literal
+
+from rayneas.config import spec, to_dict
+
+Space = Literal["nb201", "darts"]
+Dataset = Literal["cifar10", "cifar100", "imagenet16", "imagenet"]
+Source = Literal["sample_images", "gaussian", "cifar10", "cifar100", "imagenet16"]
+Init = Literal["paper", "reference"]
+
+#: Classifier width of the search networks for each dataset (ImageNet16-120 has 120 classes).
+NUM_CLASSES: dict[str, int] = {"cifar10": 10, "cifar100": 100, "imagenet16": 120, "imagenet": 1000}
+_DATASET_SOURCES = ("cifar10", "cifar100", "imagenet16")
+
+
+@dataclasses.dataclass
+class InputsConfig:
+    """Where the images the indicators see come from; labels are never used."""
+
+    source: Source = spec("sample_images", doc="sample_images (no download), gaussian, or the dataset's train split")
+    root: Path | None = spec(None, doc="folder holding the dataset when source names one")
+    image_size: int | None = spec(None, ge=1, doc="side of the κ images; null = the source's native size")
+    batch_size: int = spec(72, ge=2, doc="images per κ batch (reference code: 72 NB201, 14 DARTS CIFAR, 24 ImageNet)")
+    region_samples: int = spec(1000, ge=1, doc="3x3 one-channel crops per linear-region batch")
+    region_batches: int = spec(3, ge=1, doc="batches of crops whose activation patterns are pooled")
+
+    def __post_init__(self) -> None:
+        if self.source in _DATASET_SOURCES and self.root is None:
+            raise ValueError(f"inputs.source is {self.source!r}, which is read from disk: set inputs.root to the "
+                             f"folder holding it, or use inputs.source: sample_images")
+
+
+@dataclasses.dataclass
+class PruneConfig:
+    repeats: int = spec(3, ge=1, doc="inits (and input batches) Δκ and ΔR are averaged over")
+    init: Init = spec("paper", doc="paper: Kaiming-normal per repeat; reference: PyTorch's default init per repeat")
+    prune_number: int = spec(1, ge=1, doc="ops pruned per edge per round (NB201 1, DARTS CIFAR 3, ImageNet 2)")
+    edges_per_node: int = spec(2, ge=1, doc="DARTS: incoming edges each node keeps after the op rounds")
+    precision: int = spec(3, ge=0, le=15, doc="decimals each repeat's Δκ is rounded to before averaging")
+    max_rounds: int | None = spec(None, ge=1, doc="stop after this many rounds (resume later with --resume)")
+
+
+@dataclasses.dataclass
+class SupernetConfig:
+    """The κ network; the linear-region network is always the thin C=1 copy (see DESIGN.md)."""
+
+    C: int = spec(3, ge=1, doc="channels of the first stage (NB201 3, DARTS 1)")
+    N: int = spec(1, ge=1, doc="cells per stage (NB201); DARTS always uses its two-cell network")
+
+
+@dataclasses.dataclass
+class ScoringConfig:
+    num_actors: int = spec(2, ge=0, doc="Ray actors scoring candidates; 0 scores in this process")
+    num_gpus_per_actor: float = spec(0.0, ge=0, doc="GPU share per actor (0.5 puts two actors on a GPU)")
+    num_cpus_per_actor: float = spec(1.0, gt=0)
+    threads_per_actor: int = spec(1, ge=1, doc="torch threads in each actor (and in the serial path)")
+    max_retries: int = spec(3, ge=0, doc="times a task is retried on a restarted actor after the actor dies")
+
+
+@dataclasses.dataclass
+class ExportConfig:
+    """Size of the network ``rayneas export`` builds from the found cell; null = the paper's size."""
+
+    C: int | None = spec(None, ge=1, doc="NB201 16, DARTS CIFAR 36, DARTS ImageNet 48")
+    layers: int | None = spec(None, ge=1, doc="NB201 cells per stage (5); DARTS cells (20 CIFAR, 14 ImageNet)")
+    auxiliary: bool = spec(False, doc="DARTS: add the auxiliary head used in training")
+
+
+@dataclasses.dataclass
+class TenasConfig:
+    name: str = spec("tenas", doc="run folder: runs/<name>/")
+    seed: int = spec(0, ge=0)
+    space: Space = "nb201"
+    dataset: Dataset = spec("cifar10", doc="sets the classifier width of the search networks")
+    inputs: InputsConfig = dataclasses.field(default_factory=InputsConfig)
+    prune: PruneConfig = dataclasses.field(default_factory=PruneConfig)
+    supernet: SupernetConfig = dataclasses.field(default_factory=SupernetConfig)
+    scoring: ScoringConfig = dataclasses.field(default_factory=ScoringConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name or self.name in (".", ".."):
+            raise ValueError(f"name {self.name!r} must be a plain folder name, e.g. tenas_nb201_seed0")
+        if self.inputs.source in _DATASET_SOURCES and self.inputs.source != self.dataset:
+            raise ValueError(f"inputs.source {self.inputs.source!r} differs from dataset {self.dataset!r}; use the "
+                             f"searched dataset's images, or sample_images / gaussian")
+        if self.space == "nb201" and self.dataset == "imagenet":
+            raise ValueError("dataset 'imagenet' is not in NAS-Bench-201; use cifar10, cifar100 or imagenet16, "
+                             "or space: darts")
+
+    @property
+    def num_classes(self) -> int:
+        return NUM_CLASSES[self.dataset]
+
+
+def search_settings(cfg: TenasConfig) -> dict:
+    """The part of the config that decides the result; a resumed run must match it exactly.
+
+    Left out: where the run goes, how it is scored (serial and parallel give
+    the same numbers), how it is exported, and where it stops early.
+    """
+    data = {k: v for k, v in to_dict(cfg).items() if k not in ("name", "scoring", "export")}
+    data["prune"] = {k: v for k, v in data["prune"].items() if k != "max_rounds"}
+    return data
