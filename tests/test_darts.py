@@ -192,7 +192,7 @@ def test_one_hot_supernet_cell_is_the_darts_cell():
 def test_pruning_an_op_changes_the_output_and_cut_nodes_give_zeros():
     torch.manual_seed(0)
     net = DartsSuperNet().train()
-    x = torch.randn(2, 3, 16, 16)
+    x = torch.randn(2, 3, 8, 8)
     full = net(x)
     op_mask = net.op_mask
     op_mask["normal"][3, OP_INDEX["sep_conv_3x3"]] = False

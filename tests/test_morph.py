@@ -7,15 +7,6 @@ from rayneas.morph import MorphError, deepen, deepened, widen, widened
 from rayneas.spaces.plain import KERNEL_SIZES, Layer, PlainCNN, parse, to_string
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # The networks are tiny: extra threads only add contention on a busy machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def random_arch(rng: random.Random) -> str:
     layers = [f"conv-{rng.randint(1, 6)}-{rng.choice(KERNEL_SIZES)}"]
     for _ in range(rng.randint(0, 6)):

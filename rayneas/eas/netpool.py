@@ -15,13 +15,20 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Protocol
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 
-from rayneas.eas.train import TrainResult
+
+class Evaluation(Protocol):
+    """What training a network yields (`rayneas.eas.train.TrainResult` is one); a Protocol so
+    the pool, which workers and the driver import, does not pull in torch."""
+
+    val_accuracy: float
+    epochs: int
+    seconds: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,7 +145,7 @@ def _call(pool: Any, method: str, *args: Any) -> Any:
     return ray.get(getattr(pool, method).remote(*args))
 
 
-def evaluate_once(pool: Any, arch: str, evaluate: Callable[[], TrainResult], *, parent: str | None = None,
+def evaluate_once(pool: Any, arch: str, evaluate: Callable[[], Evaluation], *, parent: str | None = None,
                   poll_s: float = 0.1) -> tuple[NetRecord, bool]:
     """The pool's record of ``arch``, calling ``evaluate`` only if no worker has trained it.
 

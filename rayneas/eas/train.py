@@ -43,7 +43,7 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     correct = 0
     for start in range(0, len(x), batch_size):
         logits = model(x[start:start + batch_size].to(device))
-        correct += (logits.argmax(dim=1).cpu() == y[start:start + batch_size]).sum().item()
+        correct += (logits.argmax(dim=1).cpu() == y[start:start + batch_size].cpu()).sum().item()
     model.train(was_training)
     return correct / len(x)
 

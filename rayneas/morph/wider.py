@@ -14,7 +14,7 @@ from torch import nn
 
 from rayneas.morph.arch import widened
 from rayneas.morph.noise import add_noise, check_noise
-from rayneas.spaces.plain import ConvBlock, FcBlock, PlainCNN, in_widths, make_block
+from rayneas.spaces.plain import ConvBlock, PlainCNN, in_widths, make_block
 
 
 def _reader(net: PlainCNN, index: int) -> tuple[nn.Module, str]:
@@ -45,18 +45,14 @@ def _with_inputs(module: nn.Module, mapping: torch.Tensor, scale: torch.Tensor) 
 
 
 def _replicated(block: nn.Module, new_block: nn.Module, mapping: torch.Tensor) -> None:
-    """Fill ``new_block``'s units with copies of ``block``'s units ``mapping``."""
-    if isinstance(block, ConvBlock):
-        new_block.conv.weight.copy_(block.conv.weight.detach()[mapping])
-        for name in ("weight", "bias"):
-            getattr(new_block.bn, name).copy_(getattr(block.bn, name).detach()[mapping])
-        for name in ("running_mean", "running_var"):
-            getattr(new_block.bn, name).copy_(getattr(block.bn, name)[mapping])
-        new_block.bn.num_batches_tracked.copy_(block.bn.num_batches_tracked)
-        new_block.bn.eps, new_block.bn.momentum = block.bn.eps, block.bn.momentum
-    else:
-        new_block.linear.weight.copy_(block.linear.weight.detach()[mapping])
-        new_block.linear.bias.copy_(block.linear.bias.detach()[mapping])
+    """Fill ``new_block``'s units with copies of ``block``'s units ``mapping``.
+
+    Every per-unit tensor of a block (conv/linear weight and bias, BN affine
+    parameters and running statistics) has the units on its first axis; the
+    scalar ``num_batches_tracked`` is copied as is.
+    """
+    state = block.state_dict()
+    new_block.load_state_dict({k: v[mapping] if v.dim() else v for k, v in state.items()})
 
 
 def _incoming_weight(block: nn.Module) -> torch.Tensor:
@@ -74,7 +70,6 @@ def widen(net: PlainCNN, index: int, width: int, *, rng: torch.Generator, noise:
     new_arch = widened(net.arch, index, width)
     check_noise(noise)
     block = net.blocks[index]
-    assert isinstance(block, (ConvBlock, FcBlock))
     old = net.arch[index].width
     mapping = torch.cat([torch.arange(old), torch.randint(old, (width - old,), generator=rng)])
     scale = 1.0 / torch.bincount(mapping, minlength=old)[mapping].double()

@@ -1,0 +1,137 @@
+import dataclasses
+import os
+import sys
+import time
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+import ray  # noqa: E402
+
+from rayneas.eas.netpool import NetPoolStore, NetRecord, evaluate_once, netpool_actor  # noqa: E402
+
+ARCHS = [f"conv-{w}-3 pool fc-8" for w in (4, 8, 12, 16, 20, 24)]
+
+
+@dataclasses.dataclass(frozen=True)
+class FakeResult:
+    """Stands in for a training run, so the workers need not import torch."""
+
+    val_accuracy: float
+    epochs: int = 2
+    seconds: float = 0.5
+
+
+def fake_result(arch: str) -> FakeResult:
+    return FakeResult(len(arch) / 100)
+
+
+def test_records_persist_and_reload(tmp_path):
+    path = tmp_path / "pool" / "netpool.parquet"
+    pool = NetPoolStore(path)
+    pool.put(NetRecord("conv-4-3", 0.5, 20, 1.5, None))
+    pool.put(NetRecord("conv-8-3", 0.75, 20, 2.5, "conv-4-3"))
+    reloaded = NetPoolStore(path)
+    assert reloaded.records() == pool.records() and len(reloaded) == 2
+    assert reloaded.get("conv-8-3").parent == "conv-4-3"
+    assert reloaded.get_or_claim("conv-4-3", "me").record == NetRecord("conv-4-3", 0.5, 20, 1.5, None)
+
+
+def test_first_record_wins(tmp_path):
+    pool = NetPoolStore(tmp_path / "p.parquet")
+    first = NetRecord("conv-4-3", 0.5, 20, 1.0)
+    assert pool.put(first) == first
+    assert pool.put(NetRecord("conv-4-3", 0.9, 20, 1.0)) == first
+    assert NetPoolStore(tmp_path / "p.parquet").get("conv-4-3") == first
+
+
+def test_claims_exclude_others_until_released_or_stale():
+    pool = NetPoolStore(claim_timeout_s=0.2)
+    assert pool.get_or_claim("a", "w1").status == "claimed"
+    assert pool.get_or_claim("a", "w2") == pool.get_or_claim("a", "w3")
+    assert pool.get_or_claim("a", "w2").status == "busy" and pool.get_or_claim("a", "w2").owner == "w1"
+    pool.release("a", "w2")  # not the owner: no effect
+    assert pool.get_or_claim("a", "w2").status == "busy"
+    pool.release("a", "w1")
+    assert pool.get_or_claim("a", "w2").status == "claimed"
+    time.sleep(0.25)  # w2 presumed dead
+    assert pool.get_or_claim("a", "w3").status == "claimed"
+
+
+def test_failed_training_releases_the_claim():
+    pool = NetPoolStore()
+
+    def boom() -> FakeResult:
+        raise RuntimeError("out of memory")
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        evaluate_once(pool, "conv-4-3", boom)
+    record, trained = evaluate_once(pool, "conv-4-3", lambda: fake_result("conv-4-3"))
+    assert trained and record.accuracy == fake_result("conv-4-3").val_accuracy
+    assert evaluate_once(pool, "conv-4-3", boom) == (record, False)  # cached: boom is never called
+
+
+def test_foreign_parquet_is_rejected(tmp_path):
+    path = tmp_path / "other.parquet"
+    pq.write_table(pa.table({"arch": ["conv-4-3"], "acc": [0.5]}), path)
+    with pytest.raises(ValueError, match=r"is not a NetPool file: it lacks column\(s\) \['accuracy', 'epochs'"):
+        NetPoolStore(path)
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    # pytest imports this file as a top-level module Ray workers cannot import: ship it by value.
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def wait_until_gone(name: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            ray.get_actor(name)
+        except ValueError:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"actor {name!r} still registered after {timeout_s} s")
+
+
+@ray.remote(num_cpus=1)
+def worker(archs: list[str], path: str) -> list[str]:
+    """Evaluate every arch through the shared pool; returns the ones this worker trained."""
+    pool = netpool_actor(path)
+    trained = []
+    for arch in archs:
+        def evaluate(arch=arch) -> FakeResult:
+            time.sleep(0.2)  # long enough for the other worker to ask for the same arch meanwhile
+            return fake_result(arch)
+
+        record, here = evaluate_once(pool, arch, evaluate, parent="start", poll_s=0.02)
+        assert record.arch == arch
+        if here:
+            trained.append(arch)
+    return trained
+
+
+def test_two_ray_workers_never_train_the_same_net_and_the_pool_survives_restart(ray_local, tmp_path):
+    path = str(tmp_path / "netpool.parquet")
+    pool = netpool_actor(path)
+    a, b = ray.get([worker.remote(ARCHS, path), worker.remote(ARCHS[::-1], path)])
+    assert set(a).isdisjoint(b) and set(a) | set(b) == set(ARCHS)
+    assert a and b  # both workers did some of the work
+    records = ray.get(pool.records.remote())
+    assert sorted(r.arch for r in records) == sorted(ARCHS)
+    assert all(r.accuracy == fake_result(r.arch).val_accuracy and r.parent == "start" for r in records)
+
+    ray.kill(pool)  # a restarted search: a new actor loads the Parquet file
+    wait_until_gone("rayneas-netpool")
+    restarted = netpool_actor(path)
+    assert sorted(ray.get(restarted.records.remote()), key=lambda r: r.arch) == sorted(records, key=lambda r: r.arch)
+    assert ray.get(worker.remote(ARCHS, path)) == []  # nothing is trained again
+    with pytest.raises(ValueError, match="already exists with file"):
+        netpool_actor(tmp_path / "another.parquet")
+    ray.kill(restarted)
