@@ -1,12 +1,16 @@
-"""ScorerPool on a real local Ray: exact agreement with the serial path, one ray.put, recovery from
-actor death, clear errors, and placement on logical GPUs."""
+"""ScorerPool on a real local Ray with logical GPUs: exact agreement with the serial path, one
+ray.put, packing of half-GPU actors, recovery from actor death, and clear errors.
+
+Starting an actor costs seconds (a process that imports torch), so most tests share one
+module-scoped pool of four half-GPU actors and ask it for well- or ill-behaved jobs.
+"""
 from __future__ import annotations
 
-import functools
 import os
 import sys
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -21,18 +25,36 @@ os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 # Ray workers cannot import this test module: ship its scorer classes by value.
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
-TASKS = list(range(6))
+THREADS = 2
+
+
+@dataclass(frozen=True)
+class Job:
+    seed: int
+    misbehave: str = ""  # "raise", "die" (every time) or "die-once" (first time, marker in folder)
+    folder: str = ""  # where each call is logged as a file, when set
+
+
+JOBS = [Job(seed) for seed in range(6)]
 
 
 def _images() -> torch.Tensor:
     return torch.randn(8, 3, 12, 12, generator=torch.Generator().manual_seed(0))
 
 
-class GradScorer:
-    """Forward and backward of a small seeded conv net on the shared batch: many float reductions."""
+class JobScorer:
+    """Forward and backward of a small conv net seeded by the job: many float reductions."""
 
-    def __call__(self, task: int, shared: Mapping[str, Any]) -> torch.Tensor:
-        gen = torch.Generator().manual_seed(task)
+    def __call__(self, job: Job, shared: Mapping[str, Any]) -> torch.Tensor:
+        if job.folder:
+            (Path(job.folder) / f"call-{job.seed}-{uuid.uuid4().hex}").touch()
+        if job.misbehave == "raise":
+            raise ValueError("this candidate has no path from input to output")
+        marker = Path(job.folder) / "died"
+        if job.misbehave == "die" or (job.misbehave == "die-once" and not marker.exists()):
+            marker.touch()
+            os._exit(1)
+        gen = torch.Generator().manual_seed(job.seed)
         net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.Flatten(),
                             nn.Linear(8 * 8 * 8, 10)).to(shared["device"])
         with torch.no_grad():
@@ -42,49 +64,14 @@ class GradScorer:
         return torch.cat([p.grad.flatten() for p in net.parameters()]).cpu()
 
 
-class DieOnce(GradScorer):
-    """Kills its own process the first time it sees ``victim``; logs every call as a file."""
-
-    def __init__(self, folder: Path, victim: int) -> None:
-        self.folder, self.victim = folder, victim
-
-    def __call__(self, task: int, shared: Mapping[str, Any]) -> torch.Tensor:
-        (self.folder / f"call-{task}-{uuid.uuid4().hex}").touch()
-        marker = self.folder / "died"
-        if task == self.victim and not marker.exists():
-            marker.touch()
-            os._exit(1)
-        return super().__call__(task, shared)
-
-
-class AlwaysDie:
-    def __call__(self, task: int, shared: Mapping[str, Any]) -> None:
-        os._exit(1)
-
-
-class RaiseOn:
-    def __init__(self, bad: int) -> None:
-        self.bad = bad
-
-    def __call__(self, task: int, shared: Mapping[str, Any]) -> int:
-        if task == self.bad:
-            raise ValueError("this candidate has no path from input to output")
-        return task
-
-
-class SharedProbe:
-    def __call__(self, task: int, shared: Mapping[str, Any]) -> tuple[float, str]:
-        return float(shared["images"].double().sum()), str(shared["device"])
-
-
-def _broken_factory() -> GradScorer:
+def _broken_factory() -> JobScorer:
     raise OSError("scorer weights file missing")
 
 
-def _serial(threads: int = 1, gpus: float = 0.0) -> list[Any]:
-    with ScorerPool(GradScorer, shared={"images": _images()}, threads_per_actor=threads,
-                    num_gpus_per_actor=gpus) as pool:
-        return pool.score(TASKS)
+def _serial(jobs: list[Job]) -> list[torch.Tensor]:
+    with ScorerPool(JobScorer, shared={"images": _images()}, threads_per_actor=THREADS,
+                    num_gpus_per_actor=0.5) as pool:
+        return pool.score(jobs)
 
 
 def _assert_same(a: list[torch.Tensor], b: list[torch.Tensor]) -> None:
@@ -103,9 +90,10 @@ def test_serial_path_sets_threads_only_while_scoring() -> None:
 
 
 def test_serial_error_names_the_task() -> None:
-    with ScorerPool(functools.partial(RaiseOn, 2)) as pool:
-        with pytest.raises(ScoringError, match=r"task 2 of 4 \(2\) raised ValueError: this candidate has no path"):
-            pool.score(range(4))
+    with ScorerPool(JobScorer, shared={"images": _images()}) as pool:
+        with pytest.raises(ScoringError, match=r"task 1 of 2 \(Job\(seed=1, misbehave='raise'.*\) raised "
+                                               r"ValueError: this candidate has no path"):
+            pool.score([Job(0), Job(1, "raise")])
 
 
 @pytest.mark.parametrize(
@@ -120,14 +108,22 @@ def test_serial_error_names_the_task() -> None:
 )
 def test_bad_arguments_are_named(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        ScorerPool(GradScorer, **kwargs)
+        ScorerPool(JobScorer, **kwargs)
 
 
 def test_actors_without_ray_say_how_to_start_it() -> None:
     if ray.is_initialized():
         pytest.skip("Ray already running in this process")
     with pytest.raises(RuntimeError, match=r"needs Ray: call rayneas.scoring.ensure_ray"):
-        ScorerPool(GradScorer, num_actors=2)
+        ScorerPool(JobScorer, num_actors=2)
+
+
+def test_ensure_ray_refuses_resources_for_an_existing_cluster() -> None:
+    if ray.is_initialized():
+        pytest.skip("Ray already running in this process")
+    with pytest.raises(ValueError, match=r"num_cpus/num_gpus size a new local Ray, but the cluster at "
+                                         r"'10.0.0.1:6379' has its own resources"):
+        ensure_ray(num_cpus=2, address="10.0.0.1:6379")
 
 
 def test_fractional_gpus_pack_per_gpu() -> None:
@@ -139,82 +135,90 @@ def test_fractional_gpus_pack_per_gpu() -> None:
     assert actors_that_fit([{"CPU": 3.0}], 0, 0) == float("inf")
 
 
-# --- CPU actors --------------------------------------------------------------------------------------
+# --- actors ------------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="class")
-def cpu_ray():
-    ray.init(address="local", num_cpus=2, include_dashboard=False)
-    yield
-    ray.shutdown()
-
-
-@pytest.mark.usefixtures("cpu_ray")
-class TestCPUActors:
-    def test_results_match_serial_bit_for_bit_in_order(self) -> None:
-        calls: list[tuple[int, int]] = []
-        with ScorerPool(GradScorer, num_actors=2, threads_per_actor=2, shared={"images": _images()},
-                        progress=lambda done, total: calls.append((done, total))) as pool:
-            _assert_same(pool.score(TASKS), _serial(threads=2))
-        assert calls == [(i, len(TASKS)) for i in range(1, len(TASKS) + 1)]
-
-    def test_shared_inputs_are_put_once(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        puts = []
-        real_put = ray.put
-        monkeypatch.setattr(ray, "put", lambda value, **kw: puts.append(value) or real_put(value, **kw))
-        with ScorerPool(SharedProbe, num_actors=2, shared={"images": _images()}) as pool:
-            first, second = pool.score(TASKS), pool.score(TASKS)
-        assert len(puts) == 1
-        assert set(first + second) == {(float(_images().double().sum()), "cpu")}
-
-    def test_dead_actor_is_restarted_and_only_its_task_retried(self, tmp_path: Path) -> None:
-        with ScorerPool(functools.partial(DieOnce, tmp_path, 3), num_actors=2,
-                        shared={"images": _images()}) as pool:
-            results = pool.score(TASKS)
-            assert len({p.pid for p in pool.placements()}) == 2  # both actors alive again
-        _assert_same(results, _serial())
-        calls = Counter(int(p.name.split("-")[1]) for p in tmp_path.glob("call-*"))
-        assert calls == {t: 2 if t == 3 else 1 for t in TASKS}
-
-    def test_task_that_keeps_killing_its_actor_gives_up(self) -> None:
-        with ScorerPool(AlwaysDie, num_actors=1, max_retries=1) as pool:
-            with pytest.raises(ScoringError, match=r"task 0 of 1 \(0\) lost its actor 2 times \(max_retries=1\)"):
-                pool.score([0])
-
-    def test_scorer_exception_is_not_retried_and_names_the_task(self) -> None:
-        with ScorerPool(functools.partial(RaiseOn, 2), num_actors=2) as pool:
-            with pytest.raises(ScoringError, match=r"task 2 of 4 \(2\) raised ValueError: this candidate has no path"):
-                pool.score(range(4))
-
-    def test_failing_factory_is_reported(self) -> None:
-        with ScorerPool(_broken_factory, num_actors=1) as pool:
-            with pytest.raises(ScoringError, match=r"scorer factory failed.*scorer weights file missing"):
-                pool.score([0])
-
-    def test_ensure_ray_keeps_the_running_instance(self) -> None:
-        assert ensure_ray(num_cpus=64)["CPU"] == 2
-
-
-# --- logical GPUs --------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="class")
-def gpu_ray():
+@pytest.fixture(scope="module")
+def local_ray():
     ray.init(address="local", num_cpus=4, num_gpus=2, include_dashboard=False)
     yield
     ray.shutdown()
 
 
-@pytest.mark.usefixtures("gpu_ray")
-class TestLogicalGPUs:
-    def test_half_gpu_actors_pack_two_per_gpu(self) -> None:
-        with ScorerPool(GradScorer, num_actors=4, num_gpus_per_actor=0.5, shared={"images": _images()}) as pool:
-            placements = pool.placements()
-            results = pool.score(TASKS)
-        assert len({p.pid for p in placements}) == 4
-        assert all(len(p.gpu_ids) == 1 for p in placements)
-        assert sorted(Counter(p.gpu_ids[0] for p in placements).values()) == [2, 2]
-        assert {p.device for p in placements} == {"cuda" if torch.cuda.is_available() else "cpu"}
-        _assert_same(results, _serial(gpus=0.5))
+@pytest.fixture(scope="module")
+def half_gpu_pool(local_ray):
+    """Four actors of 0.5 logical GPU, built while counting ray.put calls; they leave 2 CPUs free."""
+    puts: list[Any] = []
+    real_put = ray.put
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ray, "put", lambda value, **kw: puts.append(value) or real_put(value, **kw))
+        pool = ScorerPool(JobScorer, num_actors=4, num_gpus_per_actor=0.5, num_cpus_per_actor=0.5,
+                          threads_per_actor=THREADS, shared={"images": _images()})
+        yield pool, puts
+    pool.shutdown()
 
-    def test_more_actors_than_fit_fail_fast(self) -> None:
-        with pytest.raises(ValueError, match=r"5 actors of 1 CPU \+ 0.5 GPU each.*4 CPU, 2 GPU\) holds only 4"):
-            ScorerPool(GradScorer, num_actors=5, num_gpus_per_actor=0.5)
+
+def test_half_gpu_actors_pack_two_per_gpu(half_gpu_pool) -> None:
+    pool, _ = half_gpu_pool
+    placements = pool.placements()  # all four at once: each holds its share while the others run
+    assert len({p.pid for p in placements}) == 4
+    assert all(len(p.gpu_ids) == 1 for p in placements)
+    assert sorted(Counter(p.gpu_ids[0] for p in placements).values()) == [2, 2]
+    assert {(p.device, p.threads) for p in placements} == {("cuda" if torch.cuda.is_available() else "cpu", THREADS)}
+
+
+def test_results_match_serial_bit_for_bit_in_order_with_one_put(half_gpu_pool) -> None:
+    pool, puts = half_gpu_pool
+    calls: list[tuple[int, int]] = []
+    pool.progress = lambda done, total: calls.append((done, total))
+    try:
+        first, second = pool.score(JOBS), pool.score(JOBS[::-1])
+    finally:
+        pool.progress = None
+    expected = _serial(JOBS)
+    _assert_same(first, expected)
+    _assert_same(second, expected[::-1])
+    assert len(puts) == 1  # the shared batch went to the object store once, not per actor or call
+    assert calls == [(i, len(JOBS)) for i in range(1, len(JOBS) + 1)] * 2
+
+
+def test_scorer_exception_is_not_retried_and_names_the_task(half_gpu_pool, tmp_path: Path) -> None:
+    pool, _ = half_gpu_pool
+    bad = Job(2, "raise", str(tmp_path))
+    with pytest.raises(ScoringError, match=r"task 2 of 4 \(Job\(seed=2, misbehave='raise'.*\) raised "
+                                           r"ValueError: this candidate has no path"):
+        pool.score([Job(0), Job(1), bad, Job(3)])
+    assert len(list(tmp_path.glob("call-2-*"))) == 1
+    _assert_same(pool.score(JOBS[:2]), _serial(JOBS[:2]))  # and the pool still works
+
+
+def test_dead_actor_is_replaced_and_only_its_task_retried(half_gpu_pool, tmp_path: Path) -> None:
+    pool, _ = half_gpu_pool
+    jobs = [Job(seed, "die-once" if seed == 3 else "", str(tmp_path)) for seed in range(6)]
+    results = pool.score(jobs)
+    _assert_same(results, _serial([Job(seed) for seed in range(6)]))
+    calls = Counter(int(p.name.split("-")[1]) for p in tmp_path.glob("call-*"))
+    assert calls == {seed: 2 if seed == 3 else 1 for seed in range(6)}
+    assert len({p.pid for p in pool.placements()}) == 4  # the replacement is up, on a GPU share
+    assert sorted(Counter(p.gpu_ids[0] for p in pool.placements()).values()) == [2, 2]
+
+
+def test_task_that_kills_its_actor_too_often_gives_up(local_ray, tmp_path: Path) -> None:
+    with ScorerPool(JobScorer, num_actors=1, max_retries=0) as pool:  # a plain CPU actor
+        with pytest.raises(ScoringError, match=r"task 0 of 1 \(Job\(seed=0, misbehave='die'.*\) lost its actor "
+                                               r"1 times \(max_retries=0\)"):
+            pool.score([Job(0, "die", str(tmp_path))])
+
+
+def test_failing_factory_is_reported(local_ray) -> None:
+    with ScorerPool(_broken_factory, num_actors=1) as pool:
+        with pytest.raises(ScoringError, match=r"(?s)scorer factory failed.*OSError: scorer weights file missing"):
+            pool.score([Job(0)])
+
+
+def test_more_actors_than_fit_fail_fast(local_ray) -> None:
+    with pytest.raises(ValueError, match=r"5 actors of 1 CPU \+ 0.5 GPU each.*4 CPU, 2 GPU\) holds only 4"):
+        ScorerPool(JobScorer, num_actors=5, num_gpus_per_actor=0.5)
+
+
+def test_ensure_ray_keeps_the_running_instance(local_ray) -> None:
+    assert ensure_ray(num_cpus=64)["CPU"] == 4

@@ -62,7 +62,11 @@ def actors_that_fit(nodes: Iterable[Mapping[str, float]], num_cpus: float, num_g
 
 
 def check_fits(num_actors: int, num_cpus: float, num_gpus: float) -> None:
-    """Raise when the running Ray cluster can never hold ``num_actors`` such actors at once."""
+    """Raise when the running Ray cluster can never hold ``num_actors`` such actors at once.
+
+    Resources that exist but are held by other actors or trials are not an
+    error: the pool's actors wait for them (and the pool warns if that stalls).
+    """
     nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
     room = actors_that_fit(nodes, num_cpus, num_gpus)
     if room < num_actors:
@@ -73,6 +77,7 @@ def check_fits(num_actors: int, num_cpus: float, num_gpus: float) -> None:
             f"holds only {room:g} of them; lower num_actors, num_cpus_per_actor or num_gpus_per_actor, "
             "or start Ray with more resources"
         )
+
 
 
 def _total(nodes: list[Mapping[str, Any]]) -> dict[str, float]:

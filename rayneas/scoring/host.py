@@ -62,8 +62,9 @@ class ScoringActor:
     """Body of one Ray scoring actor.
 
     ``shared_ref`` is a one-element list holding the ObjectRef of the shared
-    inputs: wrapped, so that Ray hands the actor the reference (read from the
-    object store on every (re)start) instead of resolving it as an argument.
+    inputs: wrapped, so that Ray hands the actor the reference and the actor
+    reads the one stored copy, instead of Ray treating it as an argument to
+    resolve and keep for the actor's lifetime.
     """
 
     def __init__(self, factory: Callable[[], Scorer], shared_ref: list[ray.ObjectRef], threads: int) -> None:

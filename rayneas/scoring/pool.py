@@ -6,12 +6,16 @@ summed in a different order under a different number of threads: that is what
 makes ``num_actors=0`` and ``num_actors=4`` agree exactly, not just closely.
 
 Tasks go out one per free actor and the next one leaves when a result comes
-back, so slow and fast candidates balance themselves. An actor that dies is
-restarted by Ray (``max_restarts=-1``) and its task handed out again, up to
-``max_retries`` times per task; results already received are kept.
+back, so slow and fast candidates balance themselves. An actor that dies (or
+becomes unreachable) is replaced by a new one and its task handed out again,
+up to ``max_retries`` times per task; results already received are kept. The
+pool replaces actors itself rather than through Ray's ``max_restarts``: calls
+made while Ray restarts an actor fail at once with ActorUnavailableError,
+whereas calls to a new actor wait until it has started.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import reprlib
 from collections import deque
@@ -25,6 +29,8 @@ from rayneas.scoring.cluster import check_fits
 from rayneas.scoring.host import DEVICE_KEY, ActorPlacement, RemoteScoringActor, Scorer, ScorerHost, select_device
 
 log = logging.getLogger(__name__)
+
+STALL_WARNING_S = 300  # no result for this long: say what might be wrong, keep waiting
 
 _REPR = reprlib.Repr()
 _REPR.maxother = _REPR.maxstring = 160
@@ -60,11 +66,12 @@ class ScorerPool:
 
     ``scorer_factory`` (picklable, no arguments) builds the scorer inside each
     worker. ``shared`` (input batches, tensors) is stored once with ``ray.put``
-    and every actor, restarted ones included, reads it from the object store;
+    and every actor, replacements included, reads it from the object store;
     scorers see it plus ``shared["device"]``: CUDA when the actor was granted a
     GPU and torch sees one, else CPU (the serial path uses CUDA when
     ``num_gpus_per_actor > 0`` and torch sees one). Ray must be running
-    (`ensure_ray`) for ``num_actors > 0``.
+    (`ensure_ray`) for ``num_actors > 0``. ``progress(done, total)`` is called
+    as each result arrives; the attribute may be swapped between calls.
     """
 
     def __init__(
@@ -105,10 +112,9 @@ class ScorerPool:
             )
         check_fits(num_actors, num_cpus_per_actor, num_gpus_per_actor)
         self._shared_ref = ray.put(shared)
-        actor_cls = RemoteScoringActor.options(
-            num_cpus=num_cpus_per_actor, num_gpus=num_gpus_per_actor, max_restarts=-1, max_task_retries=0
-        )
-        self._actors = [actor_cls.remote(scorer_factory, [self._shared_ref], threads_per_actor) for _ in range(num_actors)]
+        actor_cls = RemoteScoringActor.options(num_cpus=num_cpus_per_actor, num_gpus=num_gpus_per_actor)
+        self._new_actor = functools.partial(actor_cls.remote, scorer_factory, [self._shared_ref], threads_per_actor)
+        self._actors = [self._new_actor() for _ in range(num_actors)]
 
     @property
     def num_actors(self) -> int:
@@ -159,16 +165,23 @@ class ScorerPool:
     def _score_actors(self, tasks: list[Any]) -> list[Any]:
         total = len(tasks)
         pending = deque(range(total))
-        free = deque(self._actors)
+        free = deque(range(len(self._actors)))  # actor slots
         failures = [0] * total
-        in_flight: dict[ray.ObjectRef, tuple[int, Any]] = {}
+        in_flight: dict[ray.ObjectRef, tuple[int, int]] = {}
         results: dict[int, Any] = {}
         while len(results) < total:
             while free and pending:
-                index, actor = pending.popleft(), free.popleft()
-                in_flight[actor.score.remote(tasks[index])] = (index, actor)
-            (ref,), _ = ray.wait(list(in_flight), num_returns=1)
-            index, actor = in_flight.pop(ref)
+                index, slot = pending.popleft(), free.popleft()
+                in_flight[self._actors[slot].score.remote(tasks[index])] = (index, slot)
+            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=STALL_WARNING_S)
+            if not ready:
+                free_now = ray.available_resources()
+                log.warning("no scoring result for %d s with %d task(s) in flight: slow tasks, or actors waiting "
+                            "for resources held by other Ray work (free now: %g CPU, %g GPU)", STALL_WARNING_S,
+                            len(in_flight), free_now.get("CPU", 0.0), free_now.get("GPU", 0.0))
+                continue
+            ref = ready[0]
+            index, slot = in_flight.pop(ref)
             try:
                 results[index] = ray.get(ref)
             except RayActorError as err:
@@ -181,8 +194,9 @@ class ScorerPool:
                         f"{what} lost its actor {failures[index]} times (max_retries={self.max_retries}); "
                         f"last error: {err}"
                     ) from err
-                log.warning("scoring actor died on %s (failure %d of at most %d); Ray restarts it, retrying",
+                log.warning("scoring actor lost on %s (failure %d of at most %d); replacing it and retrying",
                             what, failures[index], self.max_retries + 1)
+                self._replace(slot)
                 pending.appendleft(index)
             except RayTaskError as err:
                 cause = err.cause if err.cause is not None else err
@@ -191,6 +205,11 @@ class ScorerPool:
                 ) from err
             else:
                 self._report(len(results), total)
-            free.append(actor)
+            free.append(slot)
         return [results[i] for i in range(total)]
+
+    def _replace(self, slot: int) -> None:
+        """A fresh actor for a lost one; calls on it queue until it has started."""
+        ray.kill(self._actors[slot], no_restart=True)
+        self._actors[slot] = self._new_actor()
 

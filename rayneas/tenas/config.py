@@ -12,12 +12,16 @@ from pathlib import Path
 from typing import Literal
 
 from rayneas.config import spec, to_dict
+from rayneas.spaces import darts, nb201
 
 Space = Literal["nb201", "darts"]
 Dataset = Literal["cifar10", "cifar100", "imagenet16", "imagenet"]
 Source = Literal["sample_images", "gaussian", "cifar10", "cifar100", "imagenet16"]
 Init = Literal["paper", "reference"]
 
+#: Ops a supernet edge may hold, in the space's own order; `none` is never searched (as in TE-NAS).
+SEARCH_OPS: dict[str, tuple[str, ...]] = {"nb201": nb201.SEARCH_OPS,
+                                          "darts": tuple(op for op in darts.PRIMITIVES if op != "none")}
 #: Classifier width of the search networks for each dataset (ImageNet16-120 has 120 classes).
 NUM_CLASSES: dict[str, int] = {"cifar10": 10, "cifar100": 100, "imagenet16": 120, "imagenet": 1000}
 _DATASET_SOURCES = ("cifar10", "cifar100", "imagenet16")
@@ -56,6 +60,7 @@ class SupernetConfig:
 
     C: int = spec(3, ge=1, doc="channels of the first stage (NB201 3, DARTS 1)")
     N: int = spec(1, ge=1, doc="cells per stage (NB201); DARTS always uses its two-cell network")
+    ops: list[str] | None = spec(None, doc="candidate ops on every edge; null = all of the space's but none")
 
 
 @dataclasses.dataclass
@@ -97,6 +102,13 @@ class TenasConfig:
         if self.space == "nb201" and self.dataset == "imagenet":
             raise ValueError("dataset 'imagenet' is not in NAS-Bench-201; use cifar10, cifar100 or imagenet16, "
                              "or space: darts")
+        ops = self.supernet.ops
+        if ops is not None:
+            allowed = SEARCH_OPS[self.space]
+            unknown = [op for op in ops if op not in allowed]
+            if unknown or not ops or len(set(ops)) != len(ops):
+                raise ValueError(f"supernet.ops {ops} must list distinct ops of the {self.space} space without "
+                                 f"'none' (TE-NAS masks it out), at least one of: {', '.join(allowed)}")
 
     @property
     def num_classes(self) -> int:

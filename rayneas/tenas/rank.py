@@ -71,7 +71,8 @@ def rank_candidates(dkappa: Sequence[float], dregions: Sequence[float]) -> list[
     """κ and region ranks of every candidate of a round (all ranked together)."""
     if len(dkappa) != len(dregions):
         raise ValueError(f"{len(dkappa)} Δκ values but {len(dregions)} ΔR values")
-    return [Ranking(k, r) for k, r in zip(dense_ranks(dkappa, descending=True), dense_ranks(dregions, descending=False))]
+    kappa_ranks = dense_ranks(dkappa, descending=True)
+    return [Ranking(k, r) for k, r in zip(kappa_ranks, dense_ranks(dregions, descending=False))]
 
 
 def choose_prunes(rankings: Sequence[Ranking], groups: Sequence[Hashable], quotas: Mapping[Hashable, int]) -> list[int]:

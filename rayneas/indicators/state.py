@@ -1,0 +1,36 @@
+"""Running a model in train mode for a measurement without leaving a trace on it.
+
+Both indicators need train-mode BatchNorm (batch statistics, as TE-NAS does),
+and a train-mode forward updates running statistics; an indicator must not
+change the model it measures, so both are put back afterwards.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+from torch import nn
+
+
+@contextmanager
+def train_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """``model`` in train mode inside the block; its modes and buffers as before, after it."""
+    modes = [(module, module.training) for module in model.modules()]
+    buffers = [(buf, buf.detach().clone()) for buf in model.buffers()]
+    model.train()
+    try:
+        yield model
+    finally:
+        with torch.no_grad():
+            for buf, saved in buffers:
+                buf.copy_(saved)
+        for module, training in modes:
+            module.training = training
+
+
+def device_of(model: nn.Module) -> torch.device:
+    """Where the model's tensors live (CPU for a model without any), so inputs can follow it."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")

@@ -1,0 +1,132 @@
+"""What a TE-NAS run leaves in ``runs/<name>/``, and the state it resumes from.
+
+``state.json`` is rewritten (atomically) after every round: the current mask,
+every round's supernet scores and decisions, every candidate's numbers, the
+trajectory. It is the single source of truth: ``candidates.parquet``,
+``result.json``, the plot and a resumed run are all derived from it. JSON
+keeps κ = inf as ``Infinity`` (Python's json reads it back).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rayneas.config import ConfigError, to_dict
+from rayneas.tenas.config import TenasConfig, search_settings
+from rayneas.tenas.prunable import Mask
+
+STATE, CANDIDATES, RESULT, CONFIG = "state.json", "candidates.parquet", "result.json", "config.json"
+STATE_VERSION = 1
+
+#: One row per candidate per round; ``kappa``/``regions`` hold the per-repeat values of the pruned net.
+CANDIDATE_SCHEMA = pa.schema([
+    ("round", pa.int32()),
+    ("phase", pa.string()),
+    ("cell", pa.string()),
+    ("edge", pa.int32()),
+    ("edge_label", pa.string()),
+    ("node", pa.int32()),
+    ("op", pa.string()),
+    ("dkappa", pa.float64()),
+    ("dregions", pa.float64()),
+    ("kappa_rank", pa.int32()),
+    ("regions_rank", pa.int32()),
+    ("rank_sum", pa.int32()),
+    ("pruned", pa.bool_()),
+    ("kappa", pa.list_(pa.float64())),
+    ("regions", pa.list_(pa.int64())),
+])
+
+
+class RunDirError(ConfigError):
+    """The run folder does not fit the request (an existing run without --resume, or a different config)."""
+
+
+@dataclasses.dataclass
+class SearchState:
+    settings: dict
+    mask: Mask
+    rounds: list[dict] = dataclasses.field(default_factory=list)
+    candidates: list[dict] = dataclasses.field(default_factory=list)
+    trajectory: list[dict] = dataclasses.field(default_factory=list)
+    elapsed_s: float = 0.0
+    finished: bool = False
+    genotype: str | None = None
+    version: int = STATE_VERSION
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise RunDirError(f"{path} does not exist; is {path.parent} the folder of a TE-NAS run (runs/<name>/)?")
+    return json.loads(path.read_text())
+
+
+class RunStore:
+    """Reads and writes the files of one run folder."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.dir = Path(run_dir)
+
+    @property
+    def state_path(self) -> Path:
+        return self.dir / STATE
+
+    def start(self, cfg: TenasConfig, mask: Mask, resume: bool) -> SearchState:
+        """The state to continue from: a new one, or (``resume``) the saved one, checked against ``cfg``.
+
+        Writes ``config.json`` (the config of the latest session, which export reads).
+        """
+        state = self._resumed(cfg) if resume else self._fresh(cfg, mask)
+        _write_atomic(self.dir / CONFIG, json.dumps(to_dict(cfg), indent=1))
+        return state
+
+    def _fresh(self, cfg: TenasConfig, mask: Mask) -> SearchState:
+        if self.state_path.is_file():
+            raise RunDirError(f"{self.dir} already holds a TE-NAS run ({STATE}); continue it with --resume, or "
+                              f"start a new one under another name (--set name=...)")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        return SearchState(settings=search_settings(cfg), mask=mask)
+
+    def _resumed(self, cfg: TenasConfig) -> SearchState:
+        if not self.state_path.is_file():
+            raise RunDirError(f"cannot resume: {self.state_path} does not exist; run without --resume to start")
+        state = SearchState(**read_json(self.state_path))
+        wanted = search_settings(cfg)
+        if state.settings != wanted:
+            diff = sorted(_diff_keys(state.settings, wanted))
+            raise RunDirError(f"cannot resume {self.dir}: the config differs from the saved run in {', '.join(diff)}; "
+                              f"resume with the same settings or start a new run under another name")
+        return state
+
+    def save(self, state: SearchState) -> None:
+        _write_atomic(self.state_path, json.dumps(dataclasses.asdict(state), indent=1))
+        table = pa.Table.from_pylist(state.candidates, schema=CANDIDATE_SCHEMA)
+        tmp = self.dir / (CANDIDATES + ".tmp")
+        pq.write_table(table, tmp)
+        os.replace(tmp, self.dir / CANDIDATES)
+
+    def write_result(self, result: dict) -> None:
+        _write_atomic(self.dir / RESULT, json.dumps(result, indent=1))
+
+
+def load_state(run_dir: Path) -> SearchState:
+    return SearchState(**read_json(Path(run_dir) / STATE))
+
+
+def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [k for key in sorted(set(a) | set(b))
+                for k in _diff_keys(a.get(key), b.get(key), f"{prefix}.{key}" if prefix else key)]
+    return [] if a == b else [f"{prefix} ({a!r} -> {b!r})"]

@@ -1,0 +1,77 @@
+"""Watching a TE-NAS run: console progress, TensorBoard scalars, the pruning-trajectory plot."""
+from __future__ import annotations
+
+import math
+import textwrap
+from pathlib import Path
+
+from matplotlib.figure import Figure
+from tensorboardX import SummaryWriter
+from tqdm import tqdm
+
+from rayneas.tenas.record import load_state
+
+TRAJECTORY_PNG = "trajectory.png"
+TENSORBOARD_DIR = "tb"
+
+
+class RoundProgress:
+    """A tqdm bar over one round's scoring tasks; its rate gives the round's ETA."""
+
+    def __init__(self, round_index: int, phase: str, candidates: int, tasks: int) -> None:
+        desc = "final cell" if phase == "final" else f"round {round_index + 1} ({phase}, {candidates} candidates)"
+        self.bar = tqdm(total=tasks, unit="task", dynamic_ncols=True, desc=desc)
+
+    def __call__(self, done: int, total: int) -> None:
+        self.bar.update(done - self.bar.n)
+
+    def close(self, message: str) -> None:
+        self.bar.close()
+        tqdm.write(message)
+
+
+class Board:
+    """TensorBoard scalars per round, in ``runs/<name>/tb``; a resumed run appends to the same folder."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.writer = SummaryWriter(str(Path(run_dir) / TENSORBOARD_DIR))
+
+    def round(self, index: int, kappa: float, regions: float, live_ops: int, candidates: int, seconds: float) -> None:
+        """Step ``index`` = the supernet after ``index`` pruning rounds."""
+        scalars = {"supernet/log10_kappa": math.log10(kappa), "supernet/regions": regions,
+                   "supernet/live_ops": live_ops, "round/candidates": candidates, "round/seconds": seconds}
+        for tag, value in scalars.items():
+            self.writer.add_scalar(tag, value, index)
+        self.writer.flush()
+
+    def __enter__(self) -> "Board":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.writer.close()
+
+
+def plot_run(run_dir: Path) -> list[Path]:
+    """``trajectory.png``: κ and R of the supernet after each round (works on an unfinished run too)."""
+    run_dir = Path(run_dir)
+    state = load_state(run_dir)
+    points = state.trajectory
+    rounds = [p["round"] for p in points]
+    # A bare Figure, not pyplot: no global backend state, no display needed.
+    fig = Figure(figsize=(9, 4), layout="constrained")
+    ax_k, ax_r = fig.subplots(1, 2)
+    ax_k.plot(rounds, [p["kappa"] for p in points], "o-", color="tab:blue")
+    ax_k.set_yscale("log")
+    ax_k.set_ylabel("κ (NTK condition number, lower = more trainable)")
+    ax_r.plot(rounds, [p["regions"] for p in points], "o-", color="tab:red")
+    ax_r.set_ylabel("R (linear regions, higher = more expressive)")
+    for ax in (ax_k, ax_r):
+        ax.set_xlabel("pruning rounds done")
+        ax.set_xticks(rounds)
+        ax.grid(alpha=0.3)
+    title = state.genotype if state.finished else f"unfinished: {len(state.rounds)} rounds done"
+    heading = f"TE-NAS pruning trajectory ({state.settings['space']}, seed {state.settings['seed']})"
+    fig.suptitle("\n".join([heading, *textwrap.wrap(title, 130)]), fontsize=7)
+    path = run_dir / TRAJECTORY_PNG
+    fig.savefig(path, dpi=120)
+    return [path]

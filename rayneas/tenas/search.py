@@ -1,0 +1,165 @@
+"""The TE-NAS pruning search (Chen et al., ICLR 2021), scored in parallel by a `ScorerPool`.
+
+Each round scores, for every repeat, the current supernet once and every
+candidate (the supernet with one live op removed) once, all as independent
+tasks; then Δκ and ΔR are ranked and every edge (or, in DARTS's edge rounds,
+every node) prunes its best candidates. The state is saved after every round,
+so ``resume=True`` continues from the last finished round and reaches the same
+cell as an uninterrupted run: seeds depend only on (seed, round, repeat).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+from rayneas.config import register_run
+from rayneas.scoring import ScorerPool, ensure_ray
+from rayneas.tenas.config import TenasConfig
+from rayneas.tenas.prunable import Candidate, Mask, PrunableSpace, RoundPlan, live_op_count, make_space, without
+from rayneas.tenas.rank import Score, choose_prunes, mean_deltas, rank_candidates
+from rayneas.tenas.record import RunStore, SearchState
+from rayneas.tenas.report import Board, RoundProgress, plot_run
+from rayneas.tenas.scorer import ScoreTask, TenasScorer, init_seed, shared_inputs
+
+
+def _mean(values: list[float]) -> float:
+    return math.inf if any(math.isinf(v) for v in values) else math.fsum(values) / len(values)
+
+
+def _name(space: PrunableSpace, c: Candidate) -> str:
+    return f"{c.cell} {space.edge_label(c.edge)} {c.op}"
+
+
+@dataclasses.dataclass(frozen=True)
+class RoundScores:
+    full: list[Score]  # the current supernet, one per repeat
+    candidates: list[list[Score]]  # per candidate, one per repeat
+    seconds: float
+    notes: list[str]  # networks with a degenerate NTK
+
+
+def _score_round(pool: ScorerPool, cfg: TenasConfig, space: PrunableSpace, mask: Mask, index: int,
+                 candidates: tuple[Candidate, ...]) -> RoundScores:
+    """One task per (network, repeat): the supernet once per repeat, then every candidate."""
+    repeats = cfg.prune.repeats
+    nets = [(mask, f"round {index + 1} supernet")] + [
+        (without(mask, c), f"round {index + 1} without {_name(space, c)}") for c in candidates]
+    tasks = [ScoreTask(m, r, init_seed(cfg.seed, index, r), f"{label}, repeat {r}")
+             for m, label in nets for r in range(repeats)]
+    started = time.perf_counter()
+    results = pool.score(tasks)
+    seconds = time.perf_counter() - started
+    per_net = [results[i:i + repeats] for i in range(0, len(results), repeats)]
+    notes = [f"{task.label}: κ = inf (degenerate NTK), ranked last on κ"
+             for task, score in zip(tasks, results) if math.isinf(score.kappa)]
+    return RoundScores(per_net[0], per_net[1:], seconds, notes)
+
+
+def prune_round(space: PrunableSpace, index: int, plan: RoundPlan, scores: RoundScores, precision: int,
+           state: SearchState) -> list[Candidate]:
+    """Rank the round, add its rows to the table, remove the chosen ops from the mask; returns them."""
+    deltas = [mean_deltas(scores.full, cand, precision) for cand in scores.candidates]
+    rankings = rank_candidates([d[0] for d in deltas], [d[1] for d in deltas])
+    chosen = choose_prunes(rankings, plan.groups, plan.quotas)
+    state.candidates.extend(
+        {"round": index, "phase": plan.phase, "cell": c.cell, "edge": c.edge, "edge_label": space.edge_label(c.edge),
+         "node": space.node_of(c.edge), "op": c.op, "dkappa": dk, "dregions": dr, "kappa_rank": rk.kappa_rank,
+         "regions_rank": rk.regions_rank, "rank_sum": rk.rank_sum, "pruned": i in chosen,
+         "kappa": [s.kappa for s in cand], "regions": [s.regions for s in cand]}
+        for i, (c, (dk, dr), rk, cand) in enumerate(zip(plan.candidates, deltas, rankings, scores.candidates))
+    )
+    pruned = [plan.candidates[i] for i in chosen]
+    for c in pruned:
+        state.mask = without(state.mask, c)
+    return pruned
+
+
+def _run_rounds(cfg: TenasConfig, space: PrunableSpace, store: RunStore, state: SearchState, board: Board,
+                pool: ScorerPool, clock: Callable[[], float]) -> None:
+    """Rounds until the cell is final (then one last scoring, for the trajectory) or ``max_rounds`` is reached."""
+    while not state.finished:
+        index = len(state.rounds)
+        if cfg.prune.max_rounds is not None and index >= cfg.prune.max_rounds:
+            return
+        plan = space.next_round(state.mask, cfg.prune.prune_number, cfg.prune.edges_per_node)
+        candidates = plan.candidates if plan else ()
+        phase = plan.phase if plan else "final"
+        tasks = (len(candidates) + 1) * cfg.prune.repeats
+        pool.progress = progress = RoundProgress(index, phase, len(candidates), tasks)
+        scores = _score_round(pool, cfg, space, state.mask, index, candidates)
+        kappa, regions = _mean([s.kappa for s in scores.full]), _mean([s.regions for s in scores.full])
+        live = live_op_count(state.mask)
+        state.trajectory.append({"round": index, "kappa": kappa, "regions": regions, "live_ops": live})
+        board.round(index, kappa, regions, live, len(candidates), scores.seconds)
+        if plan is None:
+            pruned: list[Candidate] = []
+            state.finished = True
+            state.genotype = space.genotype_text(space.genotype(state.mask))
+            summary = f"final cell: κ={kappa:.4g}, R={regions:.1f}: {state.genotype}"
+        else:
+            pruned = prune_round(space, index, plan, scores, cfg.prune.precision, state)
+            summary = (f"round {index + 1} ({phase}): supernet κ={kappa:.4g}, R={regions:.1f}; {len(candidates)} "
+                       f"candidates in {scores.seconds:.1f} s; pruned {', '.join(_name(space, c) for c in pruned)}")
+        state.rounds.append({"round": index, "phase": phase, "candidates": len(candidates), "seconds": scores.seconds,
+                             "kappa_full": [s.kappa for s in scores.full],
+                             "regions_full": [s.regions for s in scores.full],
+                             "pruned": [list(c) for c in pruned], "notes": scores.notes})
+        state.elapsed_s = clock()
+        store.save(state)
+        progress.close("\n".join([summary, *scores.notes]))
+
+
+def _result(cfg: TenasConfig, space: PrunableSpace, state: SearchState) -> dict:
+    """``result.json``; the NAS-Bench-201 accuracies are looked up here, after the search, never during it."""
+    result = {
+        "space": cfg.space, "dataset": cfg.dataset, "seed": cfg.seed, "genotype": state.genotype,
+        "candidates_scored": len(state.candidates), "wall_time_s": state.elapsed_s,
+        "trajectory": state.trajectory,
+    }
+    if cfg.space == "nb201":
+        from rayneas.lookup import lookup
+
+        acc = lookup(state.genotype)
+        result["nb201_index"] = acc.index
+        result["lookup"] = {"cifar10": acc.cifar10, "cifar100": acc.cifar100, "imagenet16": acc.imagenet16}
+    else:
+        result["genotype_dict"] = space.parse_genotype(state.genotype).to_dict()
+    return result
+
+
+@register_run("tenas", TenasConfig)
+def run_tenas(cfg: TenasConfig, run_dir: Path, resume: bool = False) -> dict:
+    """Run (or, with ``resume``, continue) a search in ``run_dir``; returns the summary also in result.json.
+
+    An unfinished run (``prune.max_rounds``) returns ``{"finished": False, ...}``
+    and no result.json.
+    """
+    session_start = time.perf_counter()
+    space = make_space(cfg)
+    store = RunStore(run_dir)
+    state = store.start(cfg, space.initial_mask(), resume)
+    elapsed_before = state.elapsed_s
+    if not state.finished:
+        sc = cfg.scoring
+        if sc.num_actors:
+            ensure_ray()
+        factory = functools.partial(TenasScorer, space, cfg.prune.init)
+        with ScorerPool(factory, num_actors=sc.num_actors, num_gpus_per_actor=sc.num_gpus_per_actor,
+                        num_cpus_per_actor=sc.num_cpus_per_actor, threads_per_actor=sc.threads_per_actor,
+                        shared=shared_inputs(cfg), max_retries=sc.max_retries) as pool, Board(run_dir) as board:
+            _run_rounds(cfg, space, store, state, board, pool,
+                        clock=lambda: elapsed_before + time.perf_counter() - session_start)
+    plot_run(run_dir)
+    pruning_rounds = sum(1 for r in state.rounds if r["phase"] != "final")
+    summary = {"run_dir": str(run_dir), "finished": state.finished, "rounds": pruning_rounds,
+               "wall_time_s": state.elapsed_s}
+    if state.finished:
+        result = _result(cfg, space, state)
+        store.write_result(result)
+        summary.update(result)
+        summary.pop("trajectory")
+    return summary

@@ -1,0 +1,98 @@
+"""Time one TE-NAS round's scoring on 1 Ray actor against 2 actors, side by side in one run.
+
+The work is round 1 of the NB201 search: for each of the 24 candidates (6
+edges × 4 live ops) the supernet (C=3, N=1) with that op removed, Kaiming
+weights redrawn from the candidate's seed, and κ by
+``rayneas.indicators.ntk_condition_number`` on one batch of sample-image
+crops, shared through the object store. Each pool's actors are started and
+waited for before its clock starts (a search pays that once, not per round).
+Both pools give each actor ``--threads`` torch threads, so their κ values
+must agree bit for bit; the script checks that. ``--trials`` alternates the
+two pools that many times and keeps each one's best time, so load from other
+processes hits both alike.
+
+    python scripts/bench_scoring.py                        # 24 candidates, batch 72
+    python scripts/bench_scoring.py --candidates 8 --batch 32
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import time
+from typing import Any, Mapping
+
+import torch
+
+from rayneas.indicators import init_weights, ntk_batch, ntk_condition_number
+from rayneas.scoring import DEVICE_KEY, ScorerPool, ensure_ray
+from rayneas.spaces import nb201
+
+Candidate = tuple[int, str, int]  # (edge, op removed, init seed)
+
+
+def round_one(count: int, seed: int) -> list[Candidate]:
+    """The first ``count`` candidates of round 1, in the search's order (edge-major)."""
+    every = [(edge, op) for edge in range(nb201.NUM_EDGES) for op in nb201.SEARCH_OPS]
+    if not 1 <= count <= len(every):
+        raise SystemExit(f"--candidates must be between 1 and {len(every)} (round 1 has {len(every)}), got {count}")
+    return [(edge, op, seed + i) for i, (edge, op) in enumerate(every[:count])]
+
+
+@dataclasses.dataclass(frozen=True)
+class KappaScorer:
+    """κ of the supernet without one op: what a TE-NAS candidate costs, ~98% of a search's time."""
+
+    C: int = 3
+    N: int = 1
+
+    def __call__(self, task: Candidate, shared: Mapping[str, Any]) -> float:
+        edge, op, seed = task
+        net = nb201.supernet(C=self.C, N=self.N, mask=nb201.OpMask().without(edge, op))
+        init_weights(net, "paper", seed, fan="out")
+        return ntk_condition_number(net.to(shared[DEVICE_KEY]), shared["images"])
+
+
+def timed_round(actors: int, tasks: list[Candidate], images: torch.Tensor, threads: int) -> tuple[float, float, list]:
+    """(start-up seconds, scoring seconds, κ values) of a fresh pool of ``actors`` actors."""
+    started = time.perf_counter()
+    with ScorerPool(KappaScorer, num_actors=actors, threads_per_actor=threads, shared={"images": images}) as pool:
+        pool.placements()
+        ready = time.perf_counter()
+        kappas = pool.score(tasks)
+        return ready - started, time.perf_counter() - ready, kappas
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--candidates", type=int, default=24, help="how many of round 1's 24 candidates to score")
+    parser.add_argument("--batch", type=int, default=72, help="images per κ (reference code: 72)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per actor")
+    parser.add_argument("--trials", type=int, default=1, help="alternating runs of each pool; the best time counts")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    ensure_ray(num_cpus=2 * args.threads)
+    tasks = round_one(args.candidates, args.seed)
+    images = ntk_batch(args.batch, args.seed)
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; "
+          f"{len(tasks)} candidates, batch {args.batch}, {args.threads} thread(s) per actor, {args.trials} trial(s)",
+          flush=True)
+    best: dict[int, float] = {}
+    kappas: dict[int, list] = {}
+    for trial in range(args.trials):
+        for actors in (1, 2):
+            startup, seconds, kappas[actors] = timed_round(actors, tasks, images, args.threads)
+            best[actors] = min(seconds, best.get(actors, float("inf")))
+            print(f"trial {trial + 1}, {actors} actor(s): start-up {startup:6.2f} s, scoring {seconds:7.2f} s "
+                  f"({seconds / len(tasks):.2f} s per candidate)", flush=True)
+    print(f"best: 1 actor {best[1]:.2f} s, 2 actors {best[2]:.2f} s; speed-up {best[1] / best[2]:.2f}x")
+    differ = [(task, one, two) for task, one, two in zip(tasks, kappas[1], kappas[2]) if one != two]
+    print(f"κ identical for 1 and 2 actors: {not differ}")
+    for task, one, two in differ:
+        print(f"  candidate {task}: {one!r} vs {two!r}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""How well do TE-NAS's indicators rank NAS-Bench-201 cells? Kendall τ against the benchmark's accuracies.
+
+Samples ``--num-archs`` distinct cells (``--seed``), computes for each the NTK
+condition number κ (C=3, N=1 network, ``--batch-size`` images) and the linear
+region count R (thin C=1 first-cell network, ``--region-batches`` ×
+``--region-samples`` 3×3 crops), both averaged over ``--repeats`` fresh inits
+and input batches, and their rank sum (rank of κ ascending + rank of R
+descending: low is good). Prints Kendall τ of each against the CIFAR-10,
+CIFAR-100 and ImageNet16-120 test accuracies, writes per-cell scores and the
+τ table (CSV and Parquet) and scatter plots (PNG) to ``--out``.
+
+Defaults follow the paper's text (κ batch 32; the reference code's search uses
+72, ``--batch-size 72``). Cells with no path from input to output get κ = inf
+and R = 1: they rank last. κ is averaged over repeats by its mean (the
+primary rows); the median and geometric mean are reported alongside, since
+one near-singular repeat (κ ~ 1e14) dominates a mean. ``--num-actors K`` scores on K Ray actors
+(each with ``--threads`` torch threads; the serial path uses the same count,
+so both give identical numbers).
+
+    python scripts/correlation_nb201.py --num-archs 500 --num-actors 2
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import torch
+from scipy.stats import kendalltau, rankdata
+
+from rayneas.indicators import count_linear_regions, init_weights, ntk_batch, ntk_condition_number, region_inputs
+from rayneas.lookup import load_table
+from rayneas.scoring import ScorerPool, ensure_ray
+from rayneas.spaces import nb201
+
+DATASETS = {"cifar10": "cifar10_test", "cifar100": "cifar100_test", "imagenet16": "imagenet16_test"}
+PAPER_TAU = {"kappa": -0.42, "regions": 0.50, "rank_sum": -0.64}  # TE-NAS paper, NAS-Bench-201
+
+
+def stream_seed(seed: int, *keys: int) -> int:
+    """Independent 31-bit seeds per purpose (inputs, inits) and repeat."""
+    return int(np.random.SeedSequence(seed, spawn_key=keys).generate_state(1)[0] >> 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class CellScorer:
+    """κ and R of one cell for every repeat; picklable, built once per Ray actor."""
+
+    C: int
+    N: int
+    init: str
+    seed: int
+
+    def __call__(self, index: int, shared: Mapping[str, Any]) -> dict[str, list[float]]:
+        genotype = nb201.from_index(index)
+        device = shared["device"]
+        kappas, regions = [], []
+        for r, (images, crops) in enumerate(zip(shared["ntk"], shared["regions"])):
+            init_seed = stream_seed(self.seed, 2, index, r)
+            net = init_weights(nb201.build(genotype, C=self.C, N=self.N), self.init, init_seed, fan="out")
+            kappas.append(ntk_condition_number(net.to(device), images, label=f"cell {index} {genotype}"))
+            thin = init_weights(nb201.thin_network([[op] for op in genotype.ops]), self.init, init_seed, fan="in")
+            regions.append(count_linear_regions(thin.to(device), list(crops)))
+        return {"kappa": kappas, "regions": regions}
+
+
+def shared_inputs(args: argparse.Namespace) -> dict[str, torch.Tensor]:
+    """Every cell sees the same batches in repeat r, so cells differ only by their architecture and init."""
+    ntk = [ntk_batch(args.batch_size, stream_seed(args.seed, 0, r), args.source, root=args.root)
+           for r in range(args.repeats)]
+    regions = [torch.stack(region_inputs(stream_seed(args.seed, 1, r), args.region_samples, args.region_batches,
+                                         args.source, args.root)) for r in range(args.repeats)]
+    return {"ntk": torch.stack(ntk), "regions": torch.stack(regions)}
+
+
+def score_cells(args: argparse.Namespace, indices: list[int]) -> list[dict[str, list[float]]]:
+    if args.num_actors > 0:
+        ensure_ray(num_cpus=max(args.num_actors * args.threads, 1))
+    start = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        if done % max(total // 20, 1) == 0 or done == total:
+            elapsed = time.perf_counter() - start
+            print(f"  {done}/{total} cells, {elapsed:.0f} s, eta {elapsed / done * (total - done):.0f} s",
+                  file=sys.stderr, flush=True)
+
+    factory = functools.partial(CellScorer, args.C, args.N, args.init, args.seed)
+    with ScorerPool(factory, num_actors=args.num_actors, threads_per_actor=args.threads,
+                    shared=shared_inputs(args), progress=progress) as pool:
+        return pool.score(indices)
+
+
+def summarize(indices: list[int], results: list[dict[str, list[float]]], table: pa.Table) -> pa.Table:
+    kappa_runs = np.array([r["kappa"] for r in results], dtype=np.float64)
+    region_runs = np.array([r["regions"] for r in results], dtype=np.float64)
+    regions = region_runs.mean(axis=1)
+    columns: dict[str, Any] = {
+        "nb201_index": indices,
+        "arch": [str(nb201.from_index(i)) for i in indices],
+        "connected": [nb201.from_index(i).is_connected() for i in indices],
+        "regions": regions,
+    }
+    # One infinite repeat makes every aggregate infinite: such a cell ranks last.
+    for suffix, kappa in (("", kappa_runs.mean(axis=1)), ("_median", np.median(kappa_runs, axis=1)),
+                          ("_geomean", np.exp(np.log(kappa_runs).mean(axis=1)))):
+        columns[f"kappa{suffix}"] = kappa
+        columns[f"rank_sum{suffix}"] = rankdata(kappa) + rankdata(-regions)
+    for r in range(kappa_runs.shape[1]):
+        columns[f"kappa_{r}"] = kappa_runs[:, r]
+        columns[f"regions_{r}"] = region_runs[:, r]
+    for name, column in DATASETS.items():
+        columns[name] = table.column(column).to_numpy()[indices]
+    return pa.table(columns)
+
+
+def tau_table(scores: pa.Table) -> pa.Table:
+    names = ["kappa", "regions", "rank_sum", "kappa_median", "rank_sum_median", "kappa_geomean", "rank_sum_geomean"]
+    rows: dict[str, list[Any]] = {"indicator": names}
+    for dataset in DATASETS:
+        accuracy = scores.column(dataset).to_numpy()
+        rows[dataset] = [float(kendalltau(rankdata(scores.column(name).to_numpy()), accuracy).statistic)
+                         for name in names]
+    rows["paper"] = [PAPER_TAU.get(name) for name in names]
+    return pa.table(rows)
+
+
+def repeat_agreement(scores: pa.Table, name: str) -> float:
+    """Kendall τ between the first two repeats: how much one init and batch decide on their own."""
+    if f"{name}_1" not in scores.column_names:
+        return math.nan
+    first, second = (rankdata(scores.column(f"{name}_{r}").to_numpy()) for r in (0, 1))
+    return float(kendalltau(first, second).statistic)
+
+
+def plot(scores: pa.Table, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kappa = scores.column("kappa").to_numpy()
+    finite = np.isfinite(kappa)
+    paths = []
+    for dataset in DATASETS:
+        accuracy = scores.column(dataset).to_numpy()
+        fig, axes = plt.subplots(1, 3, figsize=(13, 4), constrained_layout=True)
+        panels = (("kappa", kappa[finite], accuracy[finite], "κ (NTK condition number, log)"),
+                  ("regions", scores.column("regions").to_numpy(), accuracy, "R (linear regions)"),
+                  ("rank_sum", scores.column("rank_sum").to_numpy(), accuracy, "rank(κ) + rank(R)"))
+        for ax, (name, x, y, label) in zip(axes, panels):
+            tau = kendalltau(rankdata(scores.column(name).to_numpy()), accuracy).statistic
+            ax.scatter(x, y, s=6, alpha=0.6)
+            ax.set(xlabel=label, ylabel=f"{dataset} test accuracy (%)", title=f"Kendall τ = {tau:.3f}")
+            if name == "kappa":
+                ax.set_xscale("log")
+        fig.suptitle(f"NAS-Bench-201, {scores.num_rows} cells ({int((~finite).sum())} with κ = inf not shown)")
+        path = out / f"scatter_{dataset}.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--num-archs", type=int, default=500, help="distinct cells sampled uniformly")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=32, help="images per κ batch")
+    parser.add_argument("--repeats", type=int, default=3, help="inits and input batches averaged per cell")
+    parser.add_argument("--init", choices=("paper", "reference"), default="paper")
+    parser.add_argument("--source", default="sample_images",
+                        help="sample_images, gaussian, or cifar10/cifar100/imagenet16 (train split, needs --root)")
+    parser.add_argument("--root", default=None, help="folder holding the dataset named by --source")
+    parser.add_argument("--region-samples", type=int, default=1000)
+    parser.add_argument("--region-batches", type=int, default=3)
+    parser.add_argument("--C", type=int, default=3, help="channels of the κ network")
+    parser.add_argument("--N", type=int, default=1, help="cells per stage of the κ network")
+    parser.add_argument("--num-actors", type=int, default=0, help="Ray actors; 0 scores in this process")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per actor (and on the serial path)")
+    parser.add_argument("--csv", default=None, help="accuracy CSV (default: $RAYNEAS_NB201_CSV or the bundled copy)")
+    parser.add_argument("--out", type=Path, default=Path("runs/correlation_nb201"))
+    args = parser.parse_args(argv)
+    for name in ("num_archs", "batch_size", "repeats", "region_samples", "region_batches", "C", "N", "threads"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.batch_size < 2:
+        parser.error("--batch-size must be at least 2: κ is the condition number of a batch × batch matrix")
+    if not 0 <= args.num_actors:
+        parser.error(f"--num-actors must be >= 0, got {args.num_actors}")
+    if args.num_archs > nb201.NUM_ARCHS:
+        parser.error(f"--num-archs can be at most {nb201.NUM_ARCHS}, the size of NAS-Bench-201")
+    return args
+
+
+def main(argv: list[str] | None = None) -> pa.Table:
+    args = parse_args(argv)
+    table = load_table(args.csv)
+    rng = np.random.default_rng(args.seed)
+    indices = sorted(int(i) for i in rng.choice(nb201.NUM_ARCHS, args.num_archs, replace=False))
+    start = time.perf_counter()
+    results = score_cells(args, indices)
+    seconds = time.perf_counter() - start
+    scores = summarize(indices, results, table)
+    taus = tau_table(scores)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, data in (("scores", scores), ("tau", taus)):
+        pacsv.write_csv(data, args.out / f"{name}.csv")
+        pq.write_table(data, args.out / f"{name}.parquet")
+    plots = plot(scores, args.out)
+
+    print(f"NAS-Bench-201, {args.num_archs} cells (seed {args.seed}), κ batch {args.batch_size}, "
+          f"{args.repeats} repeat(s), init {args.init}, inputs {args.source}; "
+          f"{int((~np.isfinite(scores.column('kappa').to_numpy())).sum())} cells with κ = inf; "
+          f"{seconds:.0f} s on {max(args.num_actors, 1)} worker(s) × {args.threads} thread(s)")
+    print(f"{'Kendall tau':16s}" + "".join(f"{d:>12s}" for d in DATASETS) + f"{'paper':>10s}")
+    for row in taus.to_pylist():
+        paper = "" if row["paper"] is None else f"{row['paper']:+10.2f}"
+        print(f"{row['indicator']:16s}" + "".join(f"{row[d]:+12.3f}" for d in DATASETS) + paper)
+    print(f"τ between repeats 0 and 1: κ {repeat_agreement(scores, 'kappa'):+.3f}, "
+          f"R {repeat_agreement(scores, 'regions'):+.3f}")
+    print(f"wrote {args.out}/scores.csv|parquet, tau.csv|parquet, " + ", ".join(p.name for p in plots))
+    return taus
+
+
+if __name__ == "__main__":
+    main()
