@@ -114,3 +114,19 @@ def test_sample_is_seeded():
     a = [nb201.sample(np.random.default_rng(3)) for _ in range(3)]
     b = [nb201.sample(np.random.default_rng(3)) for _ in range(3)]
     assert a == b
+
+
+def test_box_average_equals_avg_pool_with_its_gradient():
+    from torch.nn import functional as F
+
+    from rayneas.spaces.ops import BoxAverage3x3
+
+    x = torch.randn(3, 2, 7, 9, dtype=torch.float64, requires_grad=True)
+    reference = F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+    assert torch.allclose(BoxAverage3x3()(x), reference, atol=1e-14)
+    assert torch.autograd.gradcheck(BoxAverage3x3(), (x,))
+    # batched cotangents (the NTK's vmapped backward) agree with PyTorch's pooling
+    eye = torch.eye(3, dtype=torch.float64)
+    ours = torch.autograd.grad(BoxAverage3x3()(x).sum((1, 2, 3)), x, eye, is_grads_batched=True)[0]
+    theirs = torch.autograd.grad(reference.sum((1, 2, 3)), x, eye, is_grads_batched=True)[0]
+    assert torch.allclose(ours, theirs, atol=1e-14)

@@ -9,6 +9,7 @@ from typing import Callable
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 class ReLUConvBN(nn.Sequential):
@@ -54,6 +55,48 @@ class FactorizedReduce(nn.Module):
         return self.bn(torch.cat([self.conv_1(x), self.conv_2(y[:, :, 1:, 1:])], dim=1))
 
 
+def _box3(x: torch.Tensor) -> torch.Tensor:
+    """Sum over each 3×3 window (zero padding 1, stride 1), as two passes of shifted slices."""
+    h, w = x.shape[-2:]
+    p = F.pad(x, (1, 1, 1, 1))
+    rows = p[..., :, 0:w] + p[..., :, 1:w + 1] + p[..., :, 2:w + 2]
+    return rows[..., 0:h, :] + rows[..., 1:h + 1, :] + rows[..., 2:h + 2, :]
+
+
+def _inverse_count(x: torch.Tensor) -> torch.Tensor:
+    """1 / in-image pixels of each 3×3 window: 1/4 in corners, 1/6 on edges, 1/9 inside."""
+    return 1.0 / _box3(x.new_ones(1, 1, x.shape[-2], x.shape[-1]))
+
+
+class _BoxAverage(torch.autograd.Function):
+    """avg_pool2d(3, 1, 1, count_include_pad=False), with a backward 6× faster on the CPU.
+
+    The NTK needs one backward per sample, and PyTorch's pooling backward was a
+    quarter of the κ time (docs/indicators.md). A zero-padded box sum is its own
+    adjoint, so the backward is the same two slice passes as the forward.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return _box3(x) * _inverse_count(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(_inverse_count(inputs[0]))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (inverse,) = ctx.saved_tensors
+        return _box3(grad * inverse)
+
+
+class BoxAverage3x3(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _BoxAverage.apply(x)
+
+
 class Pooling(nn.Module):
     """3×3 pooling, with a 1×1 ReLUConvBN first when the channel count changes (NAS-Bench-201)."""
 
@@ -63,8 +106,10 @@ class Pooling(nn.Module):
         self.preprocess = (
             None if c_in == c_out else ReLUConvBN(c_in, c_out, 1, 1, 0, 1, affine, track_running_stats)
         )
-        if mode == "avg":
-            self.op: nn.Module = nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
+        if mode == "avg" and stride == 1:
+            self.op: nn.Module = BoxAverage3x3()
+        elif mode == "avg":
+            self.op = nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
         elif mode == "max":
             self.op = nn.MaxPool2d(3, stride=stride, padding=1)
         else:
