@@ -90,6 +90,25 @@ def test_every_method_computes_the_definition_float64(images, method, chunk_size
     assert kappa == pytest.approx(plain_loop_kappa(copy.deepcopy(net), x), rel=1e-9)
 
 
+def test_batched_path_halves_its_chunk_when_memory_runs_out(images, monkeypatch):
+    grad = torch.autograd.grad
+    chunks: list[int] = []
+
+    def small_memory(outputs, inputs, grad_outputs=None, **kwargs):
+        if kwargs.get("is_grads_batched"):
+            chunks.append(len(grad_outputs))
+            if len(grad_outputs) > 3:
+                raise torch.OutOfMemoryError("simulated")
+        return grad(outputs, inputs, grad_outputs, **kwargs)
+
+    monkeypatch.setattr(torch.autograd, "grad", small_memory)
+    net = masked_supernet(torch.float64)
+    kappa = ntk_condition_number(net, images.double(), method="batched")
+    assert chunks == [8, 4, 2, 2, 2, 2]
+    monkeypatch.undo()
+    assert kappa == pytest.approx(plain_loop_kappa(copy.deepcopy(net), images.double()), rel=1e-9)
+
+
 def test_kappa_is_bitwise_repeatable_and_uses_train_mode_without_side_effects(images):
     net = masked_supernet().eval()
     state = copy.deepcopy(net.state_dict())

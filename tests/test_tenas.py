@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import os
+import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -14,10 +14,11 @@ import torch
 import yaml
 
 from rayneas.config import ConfigError, from_dict, load_run
+from rayneas.lookup import lookup
 from rayneas.spaces import darts, nb201
 from rayneas.spaces.common import count_parameters
 from rayneas.tenas.config import TenasConfig
-from rayneas.tenas.export import load_exported
+from rayneas.tenas.export import export_run, load_exported
 from rayneas.tenas.prunable import Candidate, DartsPrunable, NB201Prunable, live_op_count, without
 from rayneas.tenas.rank import (
     Ranking,
@@ -28,6 +29,8 @@ from rayneas.tenas.rank import (
     rank_candidates,
     relative_drop,
 )
+from rayneas.tenas.record import SearchState
+from rayneas.tenas.search import RoundScores, prune_round, run_tenas
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -172,12 +175,6 @@ def tiny(**sections) -> TenasConfig:
     return from_dict(TenasConfig, data)
 
 
-def run(cfg: TenasConfig, run_dir: Path, resume: bool = False) -> dict:
-    from rayneas.tenas.search import run_tenas
-
-    return run_tenas(cfg, run_dir, resume)
-
-
 def state(run_dir: Path) -> dict:
     return json.loads((run_dir / "state.json").read_text())
 
@@ -193,13 +190,11 @@ def local_ray():
 @pytest.fixture(scope="module")
 def serial_run(tmp_path_factory) -> tuple[dict, Path]:
     run_dir = tmp_path_factory.mktemp("serial")
-    return run(tiny(), run_dir), run_dir
+    return run_tenas(tiny(), run_dir), run_dir
 
 
 def test_search_writes_genotype_lookup_table_plot_and_tensorboard(serial_run):
     summary, run_dir = serial_run
-    from rayneas.lookup import lookup
-
     result = json.loads((run_dir / "result.json").read_text())
     genotype = nb201.parse(result["genotype"])
     assert summary["finished"] and summary["rounds"] == 3 and summary["genotype"] == result["genotype"]
@@ -220,7 +215,7 @@ def test_search_writes_genotype_lookup_table_plot_and_tensorboard(serial_run):
 
 def test_two_actors_give_the_serial_genotype_and_identical_tables(serial_run, local_ray, tmp_path):
     summary, run_dir = serial_run
-    parallel = run(tiny(scoring={"num_actors": 2}), tmp_path)
+    parallel = run_tenas(tiny(scoring={"num_actors": 2}), tmp_path)
     assert parallel["genotype"] == summary["genotype"]
     assert state(tmp_path)["candidates"] == state(run_dir)["candidates"]
     assert state(tmp_path)["trajectory"] == state(run_dir)["trajectory"]
@@ -229,10 +224,10 @@ def test_two_actors_give_the_serial_genotype_and_identical_tables(serial_run, lo
 
 def test_resume_after_round_one_reaches_the_uninterrupted_result(serial_run, tmp_path):
     summary, run_dir = serial_run
-    stopped = run(tiny(prune={"max_rounds": 1}), tmp_path)
+    stopped = run_tenas(tiny(prune={"max_rounds": 1}), tmp_path)
     assert not stopped["finished"] and stopped["rounds"] == 1 and not (tmp_path / "result.json").exists()
     assert len(pq.read_table(tmp_path / "candidates.parquet")) == 24
-    resumed = run(tiny(), tmp_path, resume=True)
+    resumed = run_tenas(tiny(), tmp_path, resume=True)
     assert resumed["genotype"] == summary["genotype"]
     assert state(tmp_path)["candidates"] == state(run_dir)["candidates"]
     assert state(tmp_path)["trajectory"] == state(run_dir)["trajectory"]
@@ -241,16 +236,14 @@ def test_resume_after_round_one_reaches_the_uninterrupted_result(serial_run, tmp
 def test_run_folder_mistakes_are_explained(serial_run, tmp_path):
     _, run_dir = serial_run
     with pytest.raises(ConfigError, match="already holds a TE-NAS run .* continue it with --resume"):
-        run(tiny(), run_dir)
+        run_tenas(tiny(), run_dir)
     with pytest.raises(ConfigError, match=r"config differs from the saved run in prune.repeats \(1 -> 3\)"):
-        run(tiny(prune={"repeats": 3}), run_dir, resume=True)
+        run_tenas(tiny(prune={"repeats": 3}), run_dir, resume=True)
     with pytest.raises(ConfigError, match="cannot resume: .* does not exist; run without --resume"):
-        run(tiny(), tmp_path / "nothing", resume=True)
+        run_tenas(tiny(), tmp_path / "nothing", resume=True)
 
 
 def test_export_writes_a_loadable_benchmark_network(serial_run, tmp_path):
-    from rayneas.tenas.export import export_run
-
     summary, run_dir = serial_run
     out = export_run(run_dir, tmp_path)
     info = json.loads((out / "genotype.json").read_text())
@@ -266,11 +259,9 @@ def test_export_writes_a_loadable_benchmark_network(serial_run, tmp_path):
 
 
 def test_darts_search_completes_and_its_cell_builds_the_20_cell_network(tmp_path):
-    from rayneas.tenas.export import export_run
-
     # two candidate ops keep it quick: one op round, then the edge rounds of nodes 1-3 of both cells
     cfg = tiny(space="darts", supernet={"C": 1, "ops": ["sep_conv_3x3", "skip_connect"]}, inputs={"batch_size": 2})
-    summary = run(cfg, tmp_path)
+    summary = run_tenas(cfg, tmp_path)
     genotype = darts.parse_genotype(summary["genotype"])
     assert summary["rounds"] == 1 + 6
     phases = [r["phase"] for r in state(tmp_path)["rounds"]]
@@ -283,9 +274,6 @@ def test_darts_search_completes_and_its_cell_builds_the_20_cell_network(tmp_path
 
 
 def test_infinite_kappa_candidate_ranks_last_and_is_kept():
-    from rayneas.tenas.record import SearchState
-    from rayneas.tenas.search import RoundScores, prune_round
-
     space = NB201Prunable()
     state = SearchState(settings={}, mask=space.initial_mask())
     plan = space.next_round(state.mask, prune_number=1, edges_per_node=2)

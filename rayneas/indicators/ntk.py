@@ -16,7 +16,7 @@ Speed (numbers in docs/indicators.md):
   Running only the convolutions channels_last measured no faster end to end.
 - ``method="batched"`` (CUDA default): ``is_grads_batched`` pushes ``chunk_size``
   cotangents through one vmapped backward, fewer and larger kernels. On the CPU
-  it is ~1.5× slower than the loop (convolution, pooling and BatchNorm
+  it is 1.4× slower than the loop (convolution, pooling and BatchNorm
   backwards have no batching rule and fall back to a per-sample loop in vmap).
 
 Only parameters the output actually depends on enter J: masked-out supernet

@@ -23,14 +23,14 @@ from rayneas.config import from_dict
 from rayneas.spaces.common import count_parameters
 from rayneas.tenas.config import TenasConfig
 from rayneas.tenas.prunable import make_space
-from rayneas.tenas.record import RESULT, RunDirError, load_state, read_json
+from rayneas.tenas.record import CONFIG, RESULT, RunDirError, load_state, read_json
 
 GENOTYPE_JSON, STATE_DICT, MODEL = "genotype.json", "state_dict.pt", "model.pt"
 
 
 def _config(run_dir: Path) -> TenasConfig:
-    """The run's config as saved with it (settings that decide the network, plus defaults for the rest)."""
-    return from_dict(TenasConfig, read_json(run_dir / "config.json"))
+    """The run's config, as its latest session saved it."""
+    return from_dict(TenasConfig, read_json(run_dir / CONFIG))
 
 
 def export_run(run_dir: Path, out_dir: Path | None = None) -> Path:
@@ -43,8 +43,9 @@ def export_run(run_dir: Path, out_dir: Path | None = None) -> Path:
     cfg = _config(run_dir)
     space = make_space(cfg)
     genotype = space.parse_genotype(state.genotype)
-    torch.manual_seed(cfg.seed)
-    net, recipe = space.final_network(genotype, cfg.export.C, cfg.export.layers, cfg.export.auxiliary)
+    with torch.random.fork_rng(devices=[]):  # seeded weights without touching the caller's RNG
+        torch.manual_seed(cfg.seed)
+        net, recipe = space.final_network(genotype, cfg.export.C, cfg.export.layers, cfg.export.auxiliary)
     out = Path(out_dir) if out_dir is not None else run_dir / "export"
     out.mkdir(parents=True, exist_ok=True)
     info = {"space": cfg.space, "dataset": cfg.dataset, "genotype": state.genotype, **recipe,
