@@ -9,7 +9,9 @@ waited for before its clock starts (a search pays that once, not per round).
 Both pools give each actor ``--threads`` torch threads, so their κ values
 must agree bit for bit; the script checks that. ``--trials`` alternates the
 two pools that many times and keeps each one's best time, so load from other
-processes hits both alike.
+processes hits both alike; the CPU seconds the actors used, over the wall
+time, show how many cores they actually got (on a busy machine, fewer than
+the actors).
 
     python scripts/bench_scoring.py                        # 24 candidates, batch 72
     python scripts/bench_scoring.py --candidates 8 --batch 32
@@ -47,21 +49,32 @@ class KappaScorer:
     C: int = 3
     N: int = 1
 
-    def __call__(self, task: Candidate, shared: Mapping[str, Any]) -> float:
+    def __call__(self, task: Candidate, shared: Mapping[str, Any]) -> tuple[float, float]:
+        """(κ, CPU seconds this process spent on it)."""
+        cpu = time.process_time()
         edge, op, seed = task
         net = nb201.supernet(C=self.C, N=self.N, mask=nb201.OpMask().without(edge, op))
         init_weights(net, "paper", seed, fan="out")
-        return ntk_condition_number(net.to(shared[DEVICE_KEY]), shared["images"])
+        kappa = ntk_condition_number(net.to(shared[DEVICE_KEY]), shared["images"])
+        return kappa, time.process_time() - cpu
 
 
-def timed_round(actors: int, tasks: list[Candidate], images: torch.Tensor, threads: int) -> tuple[float, float, list]:
-    """(start-up seconds, scoring seconds, κ values) of a fresh pool of ``actors`` actors."""
+@dataclasses.dataclass
+class Timing:
+    startup: float  # pool built until every actor is up
+    wall: float  # scoring, wall clock
+    cpu: float  # scoring, CPU seconds summed over actors
+    kappas: list[float]
+
+
+def timed_round(actors: int, tasks: list[Candidate], images: torch.Tensor, threads: int) -> Timing:
     started = time.perf_counter()
     with ScorerPool(KappaScorer, num_actors=actors, threads_per_actor=threads, shared={"images": images}) as pool:
         pool.placements()
         ready = time.perf_counter()
-        kappas = pool.score(tasks)
-        return ready - started, time.perf_counter() - ready, kappas
+        results = pool.score(tasks)
+        wall = time.perf_counter() - ready
+    return Timing(ready - started, wall, sum(cpu for _, cpu in results), [kappa for kappa, _ in results])
 
 
 def main() -> None:
@@ -80,13 +93,15 @@ def main() -> None:
           f"{len(tasks)} candidates, batch {args.batch}, {args.threads} thread(s) per actor, {args.trials} trial(s)",
           flush=True)
     best: dict[int, float] = {}
-    kappas: dict[int, list] = {}
+    kappas: dict[int, list[float]] = {}
     for trial in range(args.trials):
         for actors in (1, 2):
-            startup, seconds, kappas[actors] = timed_round(actors, tasks, images, args.threads)
-            best[actors] = min(seconds, best.get(actors, float("inf")))
-            print(f"trial {trial + 1}, {actors} actor(s): start-up {startup:6.2f} s, scoring {seconds:7.2f} s "
-                  f"({seconds / len(tasks):.2f} s per candidate)", flush=True)
+            t = timed_round(actors, tasks, images, args.threads)
+            best[actors], kappas[actors] = min(t.wall, best.get(actors, float("inf"))), t.kappas
+            # CPU / wall: the cores the actors actually got; below `actors` means other processes took the rest.
+            print(f"trial {trial + 1}, {actors} actor(s): start-up {t.startup:6.2f} s, scoring {t.wall:7.2f} s "
+                  f"({t.wall / len(tasks):.2f} s per candidate; {t.cpu:.1f} CPU s = {t.cpu / t.wall:.2f} cores busy)",
+                  flush=True)
     print(f"best: 1 actor {best[1]:.2f} s, 2 actors {best[2]:.2f} s; speed-up {best[1] / best[2]:.2f}x")
     differ = [(task, one, two) for task, one, two in zip(tasks, kappas[1], kappas[2]) if one != two]
     print(f"κ identical for 1 and 2 actors: {not differ}")

@@ -59,18 +59,12 @@ class ActorPlacement:
 
 
 class ScoringActor:
-    """Body of one Ray scoring actor.
+    """Body of one Ray scoring actor; the pool passes ``shared`` as the ObjectRef of its one stored copy."""
 
-    ``shared_ref`` is a one-element list holding the ObjectRef of the shared
-    inputs: wrapped, so that Ray hands the actor the reference and the actor
-    reads the one stored copy, instead of Ray treating it as an argument to
-    resolve and keep for the actor's lifetime.
-    """
-
-    def __init__(self, factory: Callable[[], Scorer], shared_ref: list[ray.ObjectRef], threads: int) -> None:
+    def __init__(self, factory: Callable[[], Scorer], shared: Mapping[str, Any], threads: int) -> None:
         torch.set_num_threads(threads)
         self.gpu_ids = tuple(ray.get_gpu_ids())
-        self.host = ScorerHost(factory, ray.get(shared_ref[0]), select_device(bool(self.gpu_ids)))
+        self.host = ScorerHost(factory, shared, select_device(bool(self.gpu_ids)))
 
     def score(self, task: Any) -> Any:
         return self.host(task)

@@ -113,7 +113,7 @@ class ScorerPool:
         check_fits(num_actors, num_cpus_per_actor, num_gpus_per_actor)
         self._shared_ref = ray.put(shared)
         actor_cls = RemoteScoringActor.options(num_cpus=num_cpus_per_actor, num_gpus=num_gpus_per_actor)
-        self._new_actor = functools.partial(actor_cls.remote, scorer_factory, [self._shared_ref], threads_per_actor)
+        self._new_actor = functools.partial(actor_cls.remote, scorer_factory, self._shared_ref, threads_per_actor)
         self._actors = [self._new_actor() for _ in range(num_actors)]
 
     @property
