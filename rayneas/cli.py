@@ -11,6 +11,7 @@ from rayneas.config import ConfigError, load_run
 from rayneas.data import DataError
 from rayneas.lookup import AccuracyTableError, lookup
 from rayneas.spaces import darts, nb201
+from rayneas.spaces.common import count_parameters
 
 #: Errors that are the user's to fix: printed as one line, no traceback.
 USER_ERRORS = (ConfigError, nb201.GenotypeError, darts.GenotypeError, AccuracyTableError, DataError)
@@ -30,7 +31,7 @@ def _describe(arch: str, C: int, N: int, num_classes: int) -> None:
 
     genotype = nb201.resolve(arch)
     net = nb201.build(genotype, C=C, N=N, num_classes=num_classes)
-    params = sum(p.numel() for p in net.parameters())
+    params = count_parameters(net)
     with torch.no_grad():
         out = net.eval()(torch.zeros(1, 3, 32, 32))
     print(f"genotype {genotype.to_string()}")
