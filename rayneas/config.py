@@ -223,7 +223,12 @@ def parse_run(data: Mapping, source: str = "<config>") -> tuple[RunKind, Any]:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
     data = dict(data)
-    kind = data.pop("kind", None)
+    if "kind" not in data:
+        raise ConfigError(
+            f"{source}: no top-level 'kind' key, so it is not a run config; a run config names its search "
+            f"first, e.g. 'kind: tenas' (known kinds: {', '.join(sorted(RUN_KINDS))})"
+        )
+    kind = data.pop("kind")
     if kind not in RUN_KINDS:
         raise ConfigError(
             f"{source}: kind: {kind!r} is not a known run kind; choose one of {', '.join(sorted(RUN_KINDS))}"

@@ -8,8 +8,8 @@ crops, shared through the object store. Each pool's actors are started and
 waited for before its clock starts (a search pays that once, not per round).
 Both pools give each actor ``--threads`` torch threads, so their κ values
 must agree bit for bit; the script checks that. ``--trials`` alternates the
-two pools that many times and keeps each one's best time, so load from other
-processes hits both alike; the CPU seconds the actors used, over the wall
+two pools that many times, so load from other processes hits both alike, and
+reports best against best and the median of each trial's ratio; the CPU seconds the actors used, over the wall
 time, show how many cores they actually got (on a busy machine, fewer than
 the actors).
 
@@ -22,6 +22,7 @@ import argparse
 import dataclasses
 import os
 import platform
+import statistics
 import time
 from typing import Any, Mapping
 
@@ -92,17 +93,21 @@ def main() -> None:
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; "
           f"{len(tasks)} candidates, batch {args.batch}, {args.threads} thread(s) per actor, {args.trials} trial(s)",
           flush=True)
-    best: dict[int, float] = {}
+    walls: dict[int, list[float]] = {1: [], 2: []}
     kappas: dict[int, list[float]] = {}
     for trial in range(args.trials):
         for actors in (1, 2):
             t = timed_round(actors, tasks, images, args.threads)
-            best[actors], kappas[actors] = min(t.wall, best.get(actors, float("inf"))), t.kappas
+            walls[actors].append(t.wall)
+            kappas[actors] = t.kappas
             # CPU / wall: the cores the actors actually got; below `actors` means other processes took the rest.
             print(f"trial {trial + 1}, {actors} actor(s): start-up {t.startup:6.2f} s, scoring {t.wall:7.2f} s "
                   f"({t.wall / len(tasks):.2f} s per candidate; {t.cpu:.1f} CPU s = {t.cpu / t.wall:.2f} cores busy)",
                   flush=True)
-    print(f"best: 1 actor {best[1]:.2f} s, 2 actors {best[2]:.2f} s; speed-up {best[1] / best[2]:.2f}x")
+    paired = [one / two for one, two in zip(walls[1], walls[2])]
+    print(f"best: 1 actor {min(walls[1]):.2f} s, 2 actors {min(walls[2]):.2f} s; "
+          f"speed-up {min(walls[1]) / min(walls[2]):.2f}x (best vs best), "
+          f"{statistics.median(paired):.2f}x (median of the trials' ratios: {', '.join(f'{r:.2f}' for r in paired)})")
     differ = [(task, one, two) for task, one, two in zip(tasks, kappas[1], kappas[2]) if one != two]
     print(f"κ identical for 1 and 2 actors: {not differ}")
     for task, one, two in differ:

@@ -70,6 +70,9 @@ def test_load_run_checks_kind_and_file(tmp_path):
     path.write_text("kind: nope\n")
     with pytest.raises(ConfigError, match="kind: 'nope' is not a known run kind; choose one of"):
         load_run(path)
+    path.write_text("seed: 2\n")
+    with pytest.raises(ConfigError, match="no top-level 'kind' key, so it is not a run config; .*known kinds: .*"):
+        load_run(path)
     path.write_text("kind: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_run(path)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from sklearn.datasets import load_digits, load_sample_images
 
 from rayneas.data import (
@@ -257,3 +258,20 @@ def test_image_batch_other_sources(tmp_path):
         image_batch("mnist", 2, 0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="positive integer, got 0"):
         image_batch("gaussian", 0, 0)
+
+
+def test_sample_images_are_area_resized_thumbnails_like_torchs():
+    from rayneas.data.embedded import _area_resize, _photos, _summed_areas
+
+    photo = _photos()[1]
+    for window, top, left in ((32, 0, 0), (33, 5, 17), (100, 300, 500), (427, 0, 213)):
+        reference = F.adaptive_avg_pool2d(
+            torch.from_numpy(photo[top:top + window, left:left + window].astype(np.float64)).permute(2, 0, 1), 32)
+        expected = reference.permute(1, 2, 0).numpy().round()
+        args = (_summed_areas(), np.array([1]), np.array([top]), np.array([left]), np.array([window]), 32)
+        whole = _area_resize(*args, np.array([[0], [0]]), 32)[0]
+        np.testing.assert_array_equal(whole, expected)
+        np.testing.assert_array_equal(_area_resize(*args, np.array([[3], [29]]), 3)[0], whole[3:6, 29:32])
+    # thumbnails of whole scenes, not flat patches: every image of a batch has texture
+    batch = sample_image_crops(72, seed=0)
+    assert batch.flatten(1).std(1).median() > 0.7

@@ -203,10 +203,13 @@ def test_dead_actor_is_replaced_and_only_its_task_retried(half_gpu_pool, tmp_pat
 
 
 def test_task_that_kills_its_actor_too_often_gives_up(local_ray, tmp_path: Path) -> None:
-    with ScorerPool(JobScorer, num_actors=1, max_retries=0) as pool:  # a plain CPU actor
+    with ScorerPool(JobScorer, num_actors=1, max_retries=0, threads_per_actor=THREADS,
+                    shared={"images": _images()}) as pool:  # a CPU actor
         with pytest.raises(ScoringError, match=r"task 0 of 1 \(Job\(seed=0, misbehave='die'.*\) lost its actor "
                                                r"1 times \(max_retries=0\)"):
             pool.score([Job(0, "die", str(tmp_path))])
+        assert pool.placements()[0].gpu_ids == ()  # its replacement is up, without a GPU
+        _assert_same(pool.score([Job(1)]), _serial([Job(1)]))
 
 
 def test_failing_factory_is_reported(local_ray) -> None:

@@ -283,3 +283,12 @@ def test_infinite_kappa_candidate_ranks_last_and_is_kept():
     # every other candidate ties (Δκ = 0, ΔR = 0): each edge prunes its first, edge 0 its second
     assert pruned[0] == plan.candidates[1] and len(pruned) == nb201.NUM_EDGES
     assert state.mask["cell"][0] == ["skip_connect", "nor_conv_3x3", "avg_pool_3x3"]
+
+
+def test_missing_dataset_fails_before_ray_starts_or_the_run_is_touched(tmp_path):
+    if ray.is_initialized():
+        ray.shutdown()
+    cfg = tiny(inputs={"source": "cifar10", "root": str(tmp_path / "no-data")}, scoring={"num_actors": 2})
+    with pytest.raises(FileNotFoundError, match="no-data does not exist. Download the CIFAR-10 python version"):
+        run_tenas(cfg, tmp_path / "run")
+    assert not ray.is_initialized()

@@ -189,14 +189,14 @@ class ScorerPool:
                     raise ScoringError(f"the scorer factory failed in a scoring actor: {err}") from err
                 failures[index] += 1
                 what = _describe(index, total, tasks[index])
+                self._replace(slot)
                 if failures[index] > self.max_retries:
                     raise ScoringError(
                         f"{what} lost its actor {failures[index]} times (max_retries={self.max_retries}); "
                         f"last error: {err}"
                     ) from err
-                log.warning("scoring actor lost on %s (failure %d of at most %d); replacing it and retrying",
+                log.warning("scoring actor lost on %s (failure %d of at most %d); replaced it, retrying",
                             what, failures[index], self.max_retries + 1)
-                self._replace(slot)
                 pending.appendleft(index)
             except RayTaskError as err:
                 cause = err.cause if err.cause is not None else err
@@ -209,7 +209,7 @@ class ScorerPool:
         return [results[i] for i in range(total)]
 
     def _replace(self, slot: int) -> None:
-        """A fresh actor for a lost one; calls on it queue until it has started."""
+        """A fresh actor for a lost one (calls on it queue until it has started): the pool stays usable."""
         ray.kill(self._actors[slot], no_restart=True)
         self._actors[slot] = self._new_actor()
 

@@ -145,12 +145,13 @@ def run_tenas(cfg: TenasConfig, run_dir: Path, resume: bool = False) -> dict:
     elapsed_before = state.elapsed_s
     if not state.finished:
         sc = cfg.scoring
+        shared = shared_inputs(cfg)  # reads the data first: a missing dataset fails before Ray starts
         if sc.num_actors:
             ensure_ray()
         factory = functools.partial(TenasScorer, space, cfg.prune.init)
         with ScorerPool(factory, num_actors=sc.num_actors, num_gpus_per_actor=sc.num_gpus_per_actor,
                         num_cpus_per_actor=sc.num_cpus_per_actor, threads_per_actor=sc.threads_per_actor,
-                        shared=shared_inputs(cfg), max_retries=sc.max_retries) as pool, Board(run_dir) as board:
+                        shared=shared, max_retries=sc.max_retries) as pool, Board(run_dir) as board:
             _run_rounds(cfg, space, store, state, board, pool,
                         clock=lambda: elapsed_before + time.perf_counter() - session_start)
     plot_run(run_dir)
