@@ -14,8 +14,9 @@ from rayneas.tenas.record import STATE
 from rayneas.tenas.search import run_tenas
 
 
-def demo(runs_dir: Path) -> dict:
-    cfg = TenasConfig(name="demo_tenas_nb201")
+def demo(runs_dir: Path, cfg: TenasConfig | None = None) -> dict:
+    """``cfg`` is for tests (a tiny search through the same code path); `make demo` leaves it at the defaults."""
+    cfg = cfg or TenasConfig(name="demo_tenas_nb201")
     run_dir = runs_dir / cfg.name
     resume = (run_dir / STATE).is_file()
     print(f"TE-NAS on the NAS-Bench-201 supernet: κ batch {cfg.inputs.batch_size} of {cfg.inputs.source} crops, "

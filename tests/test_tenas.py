@@ -1,6 +1,7 @@
 """TE-NAS pruning search: ranking rules on known numbers, round plans, configs, and whole searches."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -292,3 +293,17 @@ def test_missing_dataset_fails_before_ray_starts_or_the_run_is_touched(tmp_path)
     with pytest.raises(FileNotFoundError, match="no-data does not exist. Download the CIFAR-10 python version"):
         run_tenas(cfg, tmp_path / "run")
     assert not ray.is_initialized()
+
+
+def test_demo_prints_the_found_cell_and_its_looked_up_accuracies(tmp_path, capsys):
+    from rayneas.demo import demo
+
+    cfg = dataclasses.replace(tiny(), name="demo_tenas_nb201")
+    summary = demo(tmp_path, cfg)
+    out = capsys.readouterr().out
+    acc = lookup(summary["genotype"])
+    assert f"found genotype {summary['genotype']}  (NAS-Bench-201 index {acc.index})" in out
+    assert f"CIFAR-10 {acc.cifar10:.2f}  CIFAR-100 {acc.cifar100:.2f}  ImageNet16-120 {acc.imagenet16:.2f}" in out
+    assert (tmp_path / "demo_tenas_nb201" / "result.json").is_file()
+    demo(tmp_path, cfg)  # a second `make demo` re-reads the finished run instead of failing on its folder
+    assert "continuing the earlier demo run" in capsys.readouterr().out
