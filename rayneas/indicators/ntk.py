@@ -11,8 +11,9 @@ Speed (numbers in docs/indicators.md):
 - ``method="loop"`` (CPU default): one ``autograd.grad`` per sample. On the
   CPU the inputs are made contiguous NCHW first: image batches built from
   numpy HWC arrays arrive channels_last, which sends every BatchNorm to
-  PyTorch's channels_last kernels, slower at NB201's 3–12 channels and less
-  accurate (the supernet's κ 1.4e-3 off its float64 value instead of 2.8e-6).
+  PyTorch's channels_last kernels: on an idle machine up to 15% faster, but
+  far less accurate (cell 6111's κ 3.3e-3 off its float64 value instead of
+  3.5e-6), enough to reorder candidates whose Δκ differ in the third decimal.
   Running only the convolutions channels_last measured no faster end to end.
 - ``method="batched"`` (CUDA default): ``is_grads_batched`` pushes ``chunk_size``
   cotangents through one vmapped backward, fewer and larger kernels. On the CPU
