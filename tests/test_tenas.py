@@ -286,7 +286,7 @@ def test_infinite_kappa_candidate_ranks_last_and_is_kept():
     assert state.mask["cell"][0] == ["skip_connect", "nor_conv_3x3", "avg_pool_3x3"]
 
 
-def test_missing_dataset_fails_before_ray_starts_or_the_run_is_touched(tmp_path):
+def test_missing_dataset_fails_before_ray_starts(tmp_path):
     if ray.is_initialized():
         ray.shutdown()
     cfg = tiny(inputs={"source": "cifar10", "root": str(tmp_path / "no-data")}, scoring={"num_actors": 2})

@@ -14,7 +14,7 @@ import torch
 from sklearn.datasets import load_digits, load_sample_images
 from sklearn.model_selection import train_test_split
 
-from rayneas.data.tensors import check_count, random_crops
+from rayneas.data.tensors import check_count, check_crop_size, random_crops
 
 
 @dataclass(frozen=True)
@@ -79,10 +79,7 @@ def sample_image_crops(n: int, size: int = 32, seed: int = 0, channels: int = 3,
     check_count(n)
     photos = _photos()
     height, width = photos.shape[1:3]
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 1 <= size <= height:
-        raise ValueError(
-            f"crop size {size!r} does not fit the source images ({height} x {width}); choose a size in 1..{height}"
-        )
+    check_crop_size(size, height, width)
     rng = np.random.default_rng(seed)
     side = max(THUMBNAIL, int(size))
     which = rng.integers(0, len(photos), n)

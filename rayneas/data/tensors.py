@@ -24,6 +24,14 @@ def check_count(n: int) -> None:
         raise ValueError(f"the number of images must be a positive integer, got {n!r}")
 
 
+def check_crop_size(size: int, height: int, width: int) -> None:
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 1 <= size <= min(height, width):
+        raise ValueError(
+            f"crop size {size!r} does not fit the source images ({height} x {width}); "
+            f"choose a size in 1..{min(height, width)}"
+        )
+
+
 def to_tensor(images: np.ndarray, normalize: Normalization | None = None) -> torch.Tensor:
     """N x H x W x C uint8 -> N x C x H x W float32 in [0, 1], then per-channel (x - mean) / std if asked."""
     if images.ndim != 4 or images.dtype != np.uint8:
@@ -55,11 +63,7 @@ def random_crops(
     linear-region count feeds its thin 1-channel networks.
     """
     height, width = images.shape[1:3]
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 1 <= size <= min(height, width):
-        raise ValueError(
-            f"crop size {size!r} does not fit the source images ({height} x {width}); "
-            f"choose a size in 1..{min(height, width)}"
-        )
+    check_crop_size(size, height, width)
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 (one random colour channel per image) or 3 (RGB), got {channels!r}")
     n = len(index)
