@@ -11,7 +11,6 @@ a Parquet file, so a restarted search starts with the pool it had.
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 import uuid
 from pathlib import Path
@@ -20,6 +19,8 @@ from typing import Any, Callable, Literal, Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
+
+from rayneas.files import write_parquet_atomic
 
 
 class Evaluation(Protocol):
@@ -118,11 +119,7 @@ def _read(path: Path) -> list[NetRecord]:
 
 
 def _write(path: Path, records: list[NetRecord]) -> None:
-    # Write then rename, so a crash mid-write leaves the previous pool intact.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(pa.Table.from_pylist([dataclasses.asdict(r) for r in records], schema=SCHEMA), tmp)
-    os.replace(tmp, path)
+    write_parquet_atomic(path, pa.Table.from_pylist([dataclasses.asdict(r) for r in records], schema=SCHEMA))
 
 
 NetPool = ray.remote(NetPoolStore)

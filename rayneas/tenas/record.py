@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from rayneas.config import ConfigError, to_dict
+from rayneas.files import write_json_atomic, write_parquet_atomic
 from rayneas.tenas.config import TenasConfig, search_settings
 from rayneas.tenas.prunable import Mask
 
@@ -61,12 +60,6 @@ class SearchState:
     version: int = STATE_VERSION
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def read_json(path: Path) -> Any:
     if not path.is_file():
         raise RunDirError(f"{path} does not exist; is {path.parent} the folder of a TE-NAS run (runs/<name>/)?")
@@ -89,7 +82,7 @@ class RunStore:
         Writes ``config.json`` (the config of the latest session, which export reads).
         """
         state = self._resumed(cfg) if resume else self._fresh(cfg, mask)
-        _write_atomic(self.dir / CONFIG, json.dumps(to_dict(cfg), indent=1))
+        write_json_atomic(self.dir / CONFIG, to_dict(cfg))
         return state
 
     def _fresh(self, cfg: TenasConfig, mask: Mask) -> SearchState:
@@ -111,14 +104,11 @@ class RunStore:
         return state
 
     def save(self, state: SearchState) -> None:
-        _write_atomic(self.state_path, json.dumps(dataclasses.asdict(state), indent=1))
-        table = pa.Table.from_pylist(state.candidates, schema=CANDIDATE_SCHEMA)
-        tmp = self.dir / (CANDIDATES + ".tmp")
-        pq.write_table(table, tmp)
-        os.replace(tmp, self.dir / CANDIDATES)
+        write_json_atomic(self.state_path, dataclasses.asdict(state))
+        write_parquet_atomic(self.dir / CANDIDATES, pa.Table.from_pylist(state.candidates, schema=CANDIDATE_SCHEMA))
 
     def write_result(self, result: dict) -> None:
-        _write_atomic(self.dir / RESULT, json.dumps(result, indent=1))
+        write_json_atomic(self.dir / RESULT, result)
 
 
 def load_state(run_dir: Path) -> SearchState:
