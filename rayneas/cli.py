@@ -7,15 +7,11 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from rayneas.config import ConfigError, load_run
-from rayneas.data import DataError
-from rayneas.lookup import AccuracyTableError, lookup
-from rayneas.spaces import darts, nb201
+from rayneas.config import load_run
+from rayneas.errors import RayneasError
+from rayneas.lookup import lookup
+from rayneas.spaces import nb201
 from rayneas.spaces.common import count_parameters
-
-#: Errors that are the user's to fix: printed as one line, no traceback.
-USER_ERRORS = (ConfigError, nb201.GenotypeError, darts.GenotypeError, AccuracyTableError, DataError)
-
 
 def _print_lookup(arch: str, csv: str | None) -> None:
     acc = lookup(arch, csv)
@@ -104,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from rayneas.demo import demo
 
             demo(Path(args.runs_dir))
-    except USER_ERRORS as exc:
+    except RayneasError as exc:
         print(f"rayneas: error: {exc}", file=sys.stderr)
         return 2
     return 0

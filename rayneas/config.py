@@ -1,6 +1,6 @@
 """YAML run configs as typed dataclasses, validated before any work starts.
 
-A run config is a dataclass registered under a ``kind`` (``@register_run``); its
+A run config is a dataclass registered under a ``kind`` (a `RunKind`); its
 YAML file names that kind at the top. Every key is checked against the
 dataclass fields (recursively), so a typo, a wrong type or an out-of-range
 value fails with the key path, the bad value and what is allowed, instead of
@@ -12,14 +12,17 @@ import dataclasses
 import types
 import typing
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Sequence, TypeVar, Union, get_args, get_origin
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any, Literal, Mapping, Protocol, Sequence, TypeVar, Union, get_args, get_origin
 
 import yaml
+
+from rayneas.errors import RayneasError
 
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(RayneasError, ValueError):
     """A config value or key is wrong; the message names the key path and the fix."""
 
 
@@ -185,55 +188,60 @@ def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
     return data
 
 
+class Runner(Protocol):
+    """Runs (or, with ``resume``, continues) a search in ``run_dir``; returns the summary it also saves."""
+
+    def __call__(self, cfg: Any, run_dir: Path, resume: bool = False) -> dict: ...
+
+
 @dataclasses.dataclass(frozen=True)
 class RunKind:
+    """What ``kind: <name>`` in a YAML config selects: the config dataclass and the runner.
+
+    A search module defines one next to its runner, and pyproject.toml names it
+    under ``[project.entry-points."rayneas.run_kinds"]``, so `parse_run` imports
+    only the kind a config asks for, and a plug-in package can add kinds the
+    same way.
+    """
+
     name: str
     config_cls: type
-    runner: Callable[[Any, Path], dict]
+    runner: Runner
 
 
-RUN_KINDS: dict[str, RunKind] = {}
+ENTRY_POINT_GROUP = "rayneas.run_kinds"
 
 
-def register_run(kind: str, config_cls: type) -> Callable[[Callable], Callable]:
-    """Register ``runner(cfg, run_dir) -> summary`` for configs whose ``kind`` is ``kind``."""
-
-    def wrap(runner: Callable) -> Callable:
-        RUN_KINDS[kind] = RunKind(kind, config_cls, runner)
-        return runner
-
-    return wrap
+def _run_kinds() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
-def _load_run_kinds() -> None:
-    # Importing the strategy modules registers their kinds; done lazily so that
-    # `import rayneas.config` stays light.
-    import importlib
-
-    for module in ("rayneas.tenas.search",):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+def run_kind(name: str, source: str = "<config>") -> RunKind:
+    """The registered kind ``name``, imported on first use."""
+    kinds = _run_kinds()
+    if name not in kinds:
+        known = ", ".join(sorted(kinds)) or "none (is rayneas installed? pip install -e .)"
+        raise ConfigError(f"{source}: kind: {name!r} is not a known run kind; choose one of {known}")
+    kind = kinds[name].load()
+    if not isinstance(kind, RunKind) or kind.name != name:
+        raise ConfigError(f"{source}: entry point {kinds[name].value!r} for kind {name!r} is not a RunKind named "
+                          f"{name!r}; fix the [project.entry-points.\"{ENTRY_POINT_GROUP}\"] table that declares it")
+    return kind
 
 
 def parse_run(data: Mapping, source: str = "<config>") -> tuple[RunKind, Any]:
-    _load_run_kinds()
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
     data = dict(data)
     if "kind" not in data:
         raise ConfigError(
             f"{source}: no top-level 'kind' key, so it is not a run config; a run config names its search "
-            f"first, e.g. 'kind: tenas' (known kinds: {', '.join(sorted(RUN_KINDS))})"
+            f"first, e.g. 'kind: tenas' (known kinds: {', '.join(sorted(_run_kinds()))})"
         )
     kind = data.pop("kind")
-    if kind not in RUN_KINDS:
-        raise ConfigError(
-            f"{source}: kind: {kind!r} is not a known run kind; choose one of {', '.join(sorted(RUN_KINDS))}"
-        )
-    entry = RUN_KINDS[kind]
+    if not isinstance(kind, str):
+        raise ConfigError(f"{source}: kind: {kind!r} must be a name, e.g. 'kind: tenas'")
+    entry = run_kind(kind, source)
     return entry, from_dict(entry.config_cls, data)
 
 

@@ -15,13 +15,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from rayneas.errors import RayneasError
 from rayneas.spaces import nb201
 
 ENV_VAR = "RAYNEAS_NB201_CSV"
 COLUMNS = ("nb201_index", "arch", "cifar10_test", "cifar100_test", "imagenet16_test")
 
 
-class AccuracyTableError(FileNotFoundError):
+class AccuracyTableError(RayneasError, FileNotFoundError):
     """The accuracy table is missing or not in the expected format."""
 
 
@@ -54,18 +55,32 @@ def _read(source: Path | object, label: str) -> pa.Table:
     return table.sort_by("nb201_index")
 
 
-@lru_cache(maxsize=4)
 def load_table(csv_path: str | Path | None = None) -> pa.Table:
-    """The accuracy table, sorted by benchmark index."""
+    """The accuracy table, sorted by benchmark index.
+
+    The file is chosen on every call (``csv_path``, else ``$RAYNEAS_NB201_CSV``
+    as it is now, else the bundled copy); only reading it is cached, keyed by
+    the file and its modification time, so a changed setting or file is seen.
+    """
     path = csv_path or os.environ.get(ENV_VAR)
-    if path:
-        path = Path(path)
-        if not path.is_file():
-            raise AccuracyTableError(
-                f"NAS-Bench-201 accuracy CSV {str(path)!r} does not exist; pass an existing file "
-                f"(--csv PATH or ${ENV_VAR}) or leave both unset to use the bundled copy"
-            )
-        return _read(path, str(path))
+    if not path:
+        return _bundled()
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise AccuracyTableError(
+            f"NAS-Bench-201 accuracy CSV {str(path)!r} does not exist; pass an existing file "
+            f"(--csv PATH or ${ENV_VAR}) or leave both unset to use the bundled copy"
+        )
+    return _read_file(path, path.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=4)
+def _read_file(path: Path, mtime_ns: int) -> pa.Table:
+    return _read(path, str(path))
+
+
+@lru_cache(maxsize=1)
+def _bundled() -> pa.Table:
     return _read(resources.files("rayneas.resources").joinpath("nb201_accuracy.csv.gz"), "bundled table")
 
 

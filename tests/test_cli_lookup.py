@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pytest
 
@@ -34,15 +35,29 @@ def test_user_errors_are_one_line(capsys, tmp_path):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_csv_path_configurable_and_validated(tmp_path, monkeypatch):
+def test_bad_csv_is_rejected_with_its_columns(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("nb201_index,arch\n0,x\n")
     with pytest.raises(AccuracyTableError, match=r"missing column\(s\) \['cifar10_test'"):
         load_table(bad)
-    good = tmp_path / "good.csv"
-    pacsv.write_csv(load_table(), good)
-    monkeypatch.setenv("RAYNEAS_NB201_CSV", str(good))
+
+
+def test_env_var_is_read_on_every_call_and_its_table_is_used(tmp_path, monkeypatch, capsys):
+    # A table whose numbers differ from the bundled one, so the test can tell which one was read.
+    bundled = load_table()
+    changed = bundled.set_column(bundled.column_names.index("cifar10_test"), "cifar10_test",
+                                 pc.add(bundled["cifar10_test"], 1000.0))
+    path = tmp_path / "changed.csv"
+    pacsv.write_csv(changed, path)
+    monkeypatch.delenv("RAYNEAS_NB201_CSV", raising=False)
+    assert lookup(6111).cifar10 == 94.3733  # bundled, and the process has now read a table once
+    monkeypatch.setenv("RAYNEAS_NB201_CSV", str(path))
+    assert lookup(6111).cifar10 == pytest.approx(1094.3733)
+    assert main(["lookup", "6111"]) == 0
+    assert "cifar10 1094.3733" in capsys.readouterr().out
+    monkeypatch.delenv("RAYNEAS_NB201_CSV")
     assert lookup(6111).cifar10 == 94.3733
+    assert lookup(6111, csv_path=path).cifar10 == pytest.approx(1094.3733)
 
 
 def test_python_dash_m_entry_point():

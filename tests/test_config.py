@@ -3,7 +3,11 @@ from typing import Literal, Optional
 
 import pytest
 
-from rayneas.config import ConfigError, apply_overrides, from_dict, load_run, register_run, spec, to_dict
+from importlib.metadata import EntryPoint
+
+import rayneas.config
+from rayneas.config import ENTRY_POINT_GROUP, ConfigError, apply_overrides, from_dict, load_run, spec, to_dict
+from rayneas.tenas import search
 
 
 @dataclasses.dataclass
@@ -20,11 +24,6 @@ class Outer:
     widths: list[int] = dataclasses.field(default_factory=lambda: [1, 2])
     root: Optional[str] = None
     inner: Inner = dataclasses.field(default_factory=Inner)
-
-
-@register_run("unit_test_kind", Outer)
-def _runner(cfg, run_dir, resume):
-    return {"seed": cfg.seed}
 
 
 def test_valid_nested_config_round_trips():
@@ -64,9 +63,9 @@ def test_overrides_parse_yaml_values_and_reject_bad_form():
 
 def test_load_run_checks_kind_and_file(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("kind: unit_test_kind\nseed: 2\ninner:\n  num_actors: 1\n")
+    path.write_text("kind: tenas\nseed: 2\nscoring:\n  num_actors: 1\n")
     kind, cfg = load_run(path, ["seed=5"])
-    assert kind.name == "unit_test_kind" and cfg.seed == 5 and cfg.inner.num_actors == 1
+    assert kind is search.RUN_KIND and cfg.seed == 5 and cfg.scoring.num_actors == 1
     path.write_text("kind: nope\n")
     with pytest.raises(ConfigError, match="kind: 'nope' is not a known run kind; choose one of"):
         load_run(path)
@@ -78,3 +77,12 @@ def test_load_run_checks_kind_and_file(tmp_path):
         load_run(path)
     with pytest.raises(ConfigError, match="does not exist"):
         load_run(tmp_path / "missing.yaml")
+
+
+def test_run_kinds_come_from_entry_points_and_a_wrong_one_is_named(tmp_path, monkeypatch):
+    path = tmp_path / "c.yaml"
+    path.write_text("kind: broken\n")
+    broken = EntryPoint(name="broken", value="rayneas.config:spec", group=ENTRY_POINT_GROUP)
+    monkeypatch.setattr(rayneas.config, "_run_kinds", lambda: {"broken": broken})
+    with pytest.raises(ConfigError, match="entry point 'rayneas.config:spec' for kind 'broken' is not a RunKind"):
+        load_run(path)

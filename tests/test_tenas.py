@@ -26,8 +26,9 @@ from rayneas.tenas.rank import (
     Score,
     choose_prunes,
     dense_ranks,
-    mean_deltas,
+    kappa_delta,
     rank_candidates,
+    regions_delta,
     relative_drop,
 )
 from rayneas.tenas.record import SearchState
@@ -53,16 +54,28 @@ def test_relative_drop_handles_infinite_kappa():
     assert relative_drop(math.inf, math.inf) == 0.0
 
 
-def test_mean_deltas_average_per_repeat_changes_after_rounding():
-    full = [Score(100.0, 10), Score(200.0, 20)]
-    cand = [Score(90.04, 8), Score(250.0, 21)]
-    dkappa, dregions = mean_deltas(full, cand, precision=3)
-    # repeat 0: 0.0996 -> 0.1; repeat 1: -0.25; ΔR: 2 and -1
-    assert dkappa == pytest.approx((0.1 - 0.25) / 2)
-    assert dregions == 0.5
-    assert mean_deltas(full, [Score(math.inf, 5), Score(100.0, 20)], 3)[0] == -math.inf
+def test_kappa_delta_rounds_each_repeat_then_aggregates():
+    full, cand = [100.0, 200.0, 300.0], [90.04, 250.0, 300.0]
+    # per repeat: 0.0996 -> 0.1, -0.25, 0.0
+    assert kappa_delta(full, cand, precision=3) == pytest.approx((0.1 - 0.25) / 3)
+    assert kappa_delta(full, cand, 3, "median") == 0.0
+    geo = 1 - (0.9004 * 1.25 * 1.0) ** (1 / 3)
+    assert kappa_delta(full, cand, 3, "geomean") == round(geo, 3)
+    assert kappa_delta(full, [math.inf, 100.0, 300.0], 3) == -math.inf
+    assert kappa_delta(full, [math.inf, 100.0, 300.0], 3, "geomean") == -math.inf
+    # one near-singular supernet repeat decides the mean, not the median
+    spiky_full, spiky_cand = [100.0, 100.0, 100.0], [90.0, 90.0, 1e14]
+    assert kappa_delta(spiky_full, spiky_cand, 3) < -1e11
+    assert kappa_delta(spiky_full, spiky_cand, 3, "median") == 0.1
     with pytest.raises(ValueError, match="one supernet and one candidate score per repeat"):
-        mean_deltas(full, cand[:1], 3)
+        kappa_delta(full, cand[:1], 3)
+
+
+def test_regions_delta_absolute_in_paper_mode_relative_and_rounded_in_reference_mode():
+    assert regions_delta([10, 20], [8, 21], None) == 0.5  # paper: mean of R_full - R_pruned
+    # reference: (R_full - R_pruned) / R_full rounded to 3 decimals per repeat; 0.0004 ties with no change
+    assert regions_delta([1000, 2000], [999, 1500], 3) == pytest.approx((0.001 + 0.25) / 2)
+    assert regions_delta([2500, 2500], [2499, 2500], 3) == 0.0
 
 
 def test_rank_candidates_kappa_descending_regions_ascending():
@@ -150,7 +163,8 @@ def test_shipped_configs_validate(name):
     ({"name": "a/b"}, "must be a plain folder name"),
     ({"space": "nb201", "dataset": "imagenet"}, "dataset 'imagenet' is not in NAS-Bench-201"),
     ({"prune": {"repeats": 0}}, "prune.repeats: 0 is out of range; it must be >= 1"),
-    ({"prune": {"init": "xavier"}}, "prune.init: 'xavier' is not allowed"),
+    ({"prune": {"mode": "xavier"}}, "prune.mode: 'xavier' is not allowed"),
+    ({"prune": {"kappa_aggregate": "max"}}, "prune.kappa_aggregate: 'max' is not allowed"),
     ({"scoring": {"num_actor": 2}}, "scoring: unknown key 'num_actor'"),
     ({"supernet": {"ops": ["none", "skip_connect"]}}, "supernet.ops ['none', 'skip_connect'] must list distinct ops"),
     ({"space": "darts", "supernet": {"ops": ["nor_conv_3x3"]}}, "distinct ops of the darts space"),
@@ -278,7 +292,7 @@ def test_infinite_kappa_candidate_ranks_last_and_is_kept():
     state = SearchState(settings={}, mask=space.initial_mask())
     plan = space.next_round(state.mask, prune_number=1, edges_per_node=2)
     cand = [[Score(math.inf if i == 0 else 100.0, 50)] for i in range(len(plan.candidates))]
-    pruned = prune_round(space, 0, plan, RoundScores([Score(100.0, 50)], cand, 0.0, []), 3, state)
+    pruned = prune_round(space, 0, plan, RoundScores([Score(100.0, 50)], cand, 0.0, []), TenasConfig(), state)
     first = state.candidates[0]
     assert (first["dkappa"], first["kappa_rank"], first["pruned"]) == (-math.inf, 1, False)
     # every other candidate ties (Δκ = 0, ΔR = 0): each edge prunes its first, edge 0 its second

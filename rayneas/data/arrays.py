@@ -14,8 +14,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from rayneas.errors import RayneasError
 
-class DataError(FileNotFoundError):
+
+class DataError(RayneasError, FileNotFoundError):
     """A dataset file is missing or unusable; the message names the path, the files and the fix."""
 
 

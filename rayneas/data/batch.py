@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -13,7 +13,7 @@ from rayneas.data.imagenet16 import load_imagenet16
 from rayneas.data.tensors import check_count, random_crops
 
 Source = Literal["sample_images", "cifar10", "cifar100", "imagenet16", "gaussian"]
-SOURCES: tuple[str, ...] = ("sample_images", "cifar10", "cifar100", "imagenet16", "gaussian")
+SOURCES: tuple[str, ...] = get_args(Source)
 
 
 def image_batch(

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from rayneas.errors import RayneasError
 from rayneas.spaces.plain import KERNEL_SIZES, MAX_LAYERS, Arch, Layer
 
 
-class MorphError(ValueError):
+class MorphError(RayneasError, ValueError):
     """A Net2Net transform that cannot be applied to this network; the network is left as it was."""
 
 

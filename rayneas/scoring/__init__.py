@@ -1,16 +1,24 @@
-"""Parallel, order-preserving, fault-tolerant scoring of candidates on Ray actors (or serially)."""
-from rayneas.scoring.cluster import actors_that_fit, check_fits, ensure_ray
-from rayneas.scoring.host import DEVICE_KEY, ActorPlacement, Scorer, select_device
-from rayneas.scoring.pool import ScorerPool, ScoringError
+"""Parallel, order-preserving, fault-tolerant scoring of candidates on Ray actors (or serially).
 
-__all__ = [
-    "DEVICE_KEY",
-    "ActorPlacement",
-    "Scorer",
-    "ScorerPool",
-    "ScoringError",
-    "actors_that_fit",
-    "check_fits",
-    "ensure_ray",
-    "select_device",
-]
+Names resolve lazily, so a scorer that imports `rayneas.scoring.host` (to read
+``DEVICE_KEY``) does not import Ray with this package.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "actors_that_fit": "cluster", "check_fits": "cluster", "ensure_ray": "cluster",
+    "DEVICE_KEY": "host", "Scorer": "host", "select_device": "host",
+    "ActorPlacement": "actor",
+    "ScorerPool": "pool", "ScoringError": "pool",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'rayneas.scoring' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"rayneas.scoring.{_WHERE[name]}"), name)

@@ -1,17 +1,15 @@
 """What scores tasks inside one worker: the scorer, its device and its view of the shared inputs.
 
 The serial path runs the very same `ScorerHost` in the driver and a Ray actor
-wraps one in `ScoringActor`, so a candidate is scored by identical code with
-identical inputs whichever way the pool runs.
+wraps one (`rayneas.scoring.actor`), so a candidate is scored by identical code
+with identical inputs whichever way the pool runs. No Ray here: scorers import
+this module, and they run in processes that need not schedule anything.
 """
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, Protocol
 
-import ray
 import torch
 
 DEVICE_KEY = "device"
@@ -46,31 +44,3 @@ class ScorerHost:
 
     def __call__(self, task: Any) -> Any:
         return self.scorer(task, self.shared)
-
-
-@dataclass(frozen=True)
-class ActorPlacement:
-    """Where one scoring actor runs (for logs, and to check GPU packing)."""
-
-    pid: int
-    gpu_ids: tuple[Any, ...]
-    device: str
-    threads: int
-
-
-class ScoringActor:
-    """Body of one Ray scoring actor; the pool passes ``shared`` as the ObjectRef of its one stored copy."""
-
-    def __init__(self, factory: Callable[[], Scorer], shared: Mapping[str, Any], threads: int) -> None:
-        torch.set_num_threads(threads)
-        self.gpu_ids = tuple(ray.get_gpu_ids())
-        self.host = ScorerHost(factory, shared, select_device(bool(self.gpu_ids)))
-
-    def score(self, task: Any) -> Any:
-        return self.host(task)
-
-    def placement(self) -> ActorPlacement:
-        return ActorPlacement(os.getpid(), self.gpu_ids, str(self.host.device), torch.get_num_threads())
-
-
-RemoteScoringActor = ray.remote(ScoringActor)

@@ -26,7 +26,8 @@ import torch
 from ray.exceptions import RayActorError, RayTaskError
 
 from rayneas.scoring.cluster import check_fits
-from rayneas.scoring.host import DEVICE_KEY, ActorPlacement, RemoteScoringActor, Scorer, ScorerHost, select_device
+from rayneas.scoring.actor import ActorPlacement, RemoteScoringActor
+from rayneas.scoring.host import DEVICE_KEY, Scorer, ScorerHost, select_device
 
 log = logging.getLogger(__name__)
 

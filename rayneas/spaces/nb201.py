@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rayneas.errors import RayneasError
 from rayneas.spaces.ops import Pooling, ReLUConvBN, ResNetBasicBlock, Zero, skip_connect
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -26,7 +27,7 @@ NUM_ARCHS = len(OPS) ** NUM_EDGES  # 15,625
 SEARCH_OPS: tuple[str, ...] = OPS[1:]  # TE-NAS masks `none` out of the supernet from the start
 
 
-class GenotypeError(ValueError):
+class GenotypeError(RayneasError, ValueError):
     """A NAS-Bench-201 genotype string or index is malformed."""
 
 

@@ -23,6 +23,8 @@ from typing import Literal, Sequence
 import torch
 from torch import nn
 
+from rayneas.errors import RayneasError
+
 MAX_LAYERS = 50  # the controller's encoder reads at most 50 tokens
 KERNEL_SIZES: tuple[int, ...] = (1, 3, 5)
 SEPARATOR = " "
@@ -43,7 +45,7 @@ LayerKind = Literal["conv", "pool", "fc"]
 _FORMS = "conv-{filters}-{kernel}, pool or fc-{units}"
 
 
-class ArchError(ValueError):
+class ArchError(RayneasError, ValueError):
     """A plain-CNN architecture string or layer list is malformed."""
 
 

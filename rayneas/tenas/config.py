@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Literal
 
 from rayneas.config import spec, to_dict
+from rayneas.data.batch import Source
+from rayneas.tenas.rank import KappaAggregate
 from rayneas.spaces import darts, nb201
 
 Space = Literal["nb201", "darts"]
 Dataset = Literal["cifar10", "cifar100", "imagenet16", "imagenet"]
-Source = Literal["sample_images", "gaussian", "cifar10", "cifar100", "imagenet16"]
-Init = Literal["paper", "reference"]
+Mode = Literal["paper", "reference"]
 
 #: Ops a supernet edge may hold, in the space's own order; `none` is never searched (as in TE-NAS).
 SEARCH_OPS: dict[str, tuple[str, ...]] = {"nb201": nb201.SEARCH_OPS,
@@ -46,11 +47,14 @@ class InputsConfig:
 
 @dataclasses.dataclass
 class PruneConfig:
-    repeats: int = spec(3, ge=1, doc="inits (and input batches) Δκ and ΔR are averaged over")
-    init: Init = spec("paper", doc="paper: Kaiming-normal per repeat; reference: PyTorch's default init per repeat")
+    repeats: int = spec(3, ge=1, doc="input batches (and, in paper mode, inits) Δκ and ΔR are averaged over")
+    mode: Mode = spec("paper", doc="paper: Kaiming-normal per repeat, absolute ΔR; reference: what the public "
+                                   "TE-NAS code runs (one PyTorch-default κ net per round, relative rounded ΔR)")
+    kappa_aggregate: KappaAggregate = spec("mean", doc="Δκ over repeats: mean (reference), median or geomean")
     prune_number: int = spec(1, ge=1, doc="ops pruned per edge per round (NB201 1, DARTS CIFAR 3, ImageNet 2)")
     edges_per_node: int = spec(2, ge=1, doc="DARTS: incoming edges each node keeps after the op rounds")
-    precision: int = spec(3, ge=0, le=15, doc="decimals each repeat's Δκ is rounded to before averaging")
+    precision: int = spec(3, ge=0, le=15, doc="decimals each repeat's Δκ (and, in reference mode, ΔR) is "
+                                               "rounded to before averaging")
     max_rounds: int | None = spec(None, ge=1, doc="stop after this many rounds (resume later with --resume)")
 
 

@@ -11,14 +11,25 @@ in the DARTS edge rounds) prunes its first ``quota`` candidates in that order.
 from __future__ import annotations
 
 import math
-from typing import Hashable, Mapping, NamedTuple, Sequence
+import statistics
+from typing import Hashable, Literal, Mapping, NamedTuple, Sequence, get_args
 
 
 class Score(NamedTuple):
-    """One network, one repeat: NTK condition number (inf when degenerate) and linear-region count."""
+    """One network, one repeat: NTK condition number (inf when degenerate) and linear-region count.
+
+    ``regions_baseline`` is set in reference mode only: the unpruned thin
+    network's R under this candidate's own init (the reference code draws a
+    fresh thin supernet for every candidate), so ΔR compares like with like.
+    """
 
     kappa: float
     regions: int
+    regions_baseline: int | None = None
+
+
+KappaAggregate = Literal["mean", "median", "geomean"]
+KAPPA_AGGREGATES: tuple[str, ...] = get_args(KappaAggregate)
 
 
 class Ranking(NamedTuple):
@@ -45,18 +56,67 @@ def relative_drop(full: float, pruned: float) -> float:
     return (full - pruned) / full
 
 
-def mean_deltas(full: Sequence[Score], pruned: Sequence[Score], precision: int) -> tuple[float, float]:
-    """(Δκ, ΔR) of one candidate: each the mean over repeats of the per-repeat change.
+def kappa_delta(full: Sequence[float], pruned: Sequence[float], precision: int,
+                how: KappaAggregate = "mean") -> float:
+    """Δκ of one candidate over its repeats.
 
-    Each repeat's Δκ is rounded to ``precision`` decimals first, as the
-    reference code does, so differences below that count as ties. ``fsum``
-    makes the mean independent of summation order.
+    ``mean`` / ``median``: of the per-repeat (κ_full − κ_pruned)/κ_full, each
+    rounded to ``precision`` decimals first (the reference rounds, so changes
+    below that tie; it then takes the mean). A near-singular repeat (κ ≈ 1e14)
+    can decide a mean on its own; the median ignores it. ``geomean``:
+    1 − the geometric mean of κ_pruned/κ_full, rounded once: a ratio of
+    condition numbers is scale-free, so its log is the natural thing to average.
     """
+    _check_repeats(full, pruned)
+    if how == "geomean":
+        return round(1.0 - _geomean_ratio(full, pruned), precision)
+    per_repeat = [round(relative_drop(f, p), precision) for f, p in zip(full, pruned)]
+    if how == "median":
+        return float(statistics.median(per_repeat))
+    if how == "mean":
+        return _mean(per_repeat)
+    raise ValueError(f"unknown Δκ aggregate {how!r}; choose one of {', '.join(KAPPA_AGGREGATES)}")
+
+
+def regions_delta(full: Sequence[int], pruned: Sequence[int], precision: int | None) -> float:
+    """ΔR of one candidate: the mean over repeats of R_full − R_pruned.
+
+    ``precision=None`` (paper mode, the paper's formula) keeps the absolute
+    change; a number (reference mode, as ``prune_tenas.py`` computes it) makes
+    each repeat's change relative, (R_full − R_pruned)/R_full, rounded to that
+    many decimals, so sub-0.1% changes tie at precision 3.
+    """
+    _check_repeats(full, pruned)
+    if precision is None:
+        return _mean([f - p for f, p in zip(full, pruned)])
+    return _mean([round((f - p) / f, precision) for f, p in zip(full, pruned)])
+
+
+def _check_repeats(full: Sequence, pruned: Sequence) -> None:
     if len(full) != len(pruned) or not full:
         raise ValueError(f"need one supernet and one candidate score per repeat, got {len(full)} and {len(pruned)}")
-    dkappa = [round(relative_drop(f.kappa, p.kappa), precision) for f, p in zip(full, pruned)]
-    dregions = [f.regions - p.regions for f, p in zip(full, pruned)]
-    return math.fsum(dkappa) / len(dkappa), math.fsum(dregions) / len(dregions)
+
+
+def _mean(values: Sequence[float]) -> float:
+    # fsum: the mean does not depend on summation order; -inf stays -inf (fsum of inf and -inf would be NaN).
+    if any(v == -math.inf for v in values):
+        return -math.inf
+    return math.fsum(values) / len(values)
+
+
+def _geomean_ratio(full: Sequence[float], pruned: Sequence[float]) -> float:
+    """exp(mean log(κ_pruned/κ_full)), with the limits `relative_drop` uses for infinite κ."""
+    logs = []
+    for f, p in zip(full, pruned):
+        if math.isinf(f):
+            logs.append(0.0 if math.isinf(p) else -math.inf)
+        elif math.isinf(p):
+            logs.append(math.inf)
+        else:
+            logs.append(math.log(p / f))
+    if math.inf in logs:
+        return math.inf
+    return math.exp(math.fsum(logs) / len(logs))
 
 
 def dense_ranks(values: Sequence[float], descending: bool) -> list[int]:

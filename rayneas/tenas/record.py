@@ -40,6 +40,7 @@ CANDIDATE_SCHEMA = pa.schema([
     ("pruned", pa.bool_()),
     ("kappa", pa.list_(pa.float64())),
     ("regions", pa.list_(pa.int64())),
+    ("regions_baseline", pa.list_(pa.int64())),  # reference mode: each candidate's own unpruned R per repeat
 ])
 
 

@@ -1,22 +1,26 @@
-"""What one scoring task computes: κ and R of one masked supernet under one repeat's init and inputs.
+"""What one scoring task computes: κ and R of one masked supernet under one repeat's inits and inputs.
 
-A task is a pure function of (mask, repeat, init seed) and the shared input
-batches, so any worker, in any order, gives the same numbers. The κ network
-and the thin network are built with every op present and only the mask
-changed, so the supernet and each pruned candidate of a repeat start from
-exactly the same weights, as TE-NAS copies them.
+A task is a pure function of (masks, repeat, init seeds) and the shared input
+batches, so any worker, in any order, gives the same numbers. Networks are
+built with every op present and only the mask changed, so a supernet and its
+pruned candidates start from exactly the same weights when their seeds are
+equal, as TE-NAS copies them.
+
+Which seed each network gets is the difference between the two modes
+(`init_seeds`): "paper" redraws Kaiming weights for every (round, repeat);
+"reference" does what the public TE-NAS code really runs (docs/tenas.md).
 """
 from __future__ import annotations
 
 import dataclasses
 from typing import Any, Mapping
 
-import numpy as np
 import torch
 
 from rayneas.indicators import count_linear_regions, init_weights, ntk_batch, ntk_condition_number, region_inputs
-from rayneas.scoring import DEVICE_KEY
-from rayneas.tenas.config import TenasConfig
+from rayneas.scoring.host import DEVICE_KEY
+from rayneas.seeding import derive_seed
+from rayneas.tenas.config import Mode, TenasConfig
 from rayneas.tenas.prunable import Mask, PrunableSpace
 from rayneas.tenas.rank import Score
 
@@ -25,22 +29,42 @@ NTK_KEY, REGIONS_KEY = "ntk_inputs", "region_inputs"
 
 @dataclasses.dataclass(frozen=True)
 class ScoreTask:
-    """``label`` only names the network in logs (e.g. why its κ is infinite); it never changes a number."""
+    """One network and repeat. ``label`` only names the network in logs; it never changes a number.
+
+    ``regions_baseline`` (reference mode): also count the linear regions of
+    this mask with the same thin-network init, the candidate's own R_full.
+    """
 
     mask: Mask
     repeat: int
-    init_seed: int
+    kappa_seed: int
+    regions_seed: int
     label: str
+    regions_baseline: Mask | None = None
 
 
-def derive_seed(seed: int, *keys: int) -> int:
-    """A 31-bit seed for (seed, keys): independent streams for inputs, inits, rounds and repeats."""
-    return int(np.random.SeedSequence(seed, spawn_key=keys).generate_state(1)[0] >> 1)
+@dataclasses.dataclass(frozen=True)
+class InitSeeds:
+    kappa: int
+    regions: int
 
 
-def init_seed(seed: int, round_index: int, repeat: int) -> int:
-    """Weights are redrawn for every round and repeat (the reference code re-inits for every network)."""
-    return derive_seed(seed, 2, round_index, repeat)
+def init_seeds(mode: Mode, seed: int, round_index: int, repeat: int, candidate: int | None) -> InitSeeds:
+    """The weights each network of a round is drawn from; ``candidate`` is None for the supernet itself.
+
+    paper: Kaiming weights redrawn per (round, repeat), shared by the supernet
+    and every candidate of that repeat (κ and R networks from the same seed).
+    reference: the reference launcher's ``--init kaiming_normal`` matches no
+    branch of its ``init_model``, so nothing is ever re-initialised: one
+    PyTorch-default κ supernet per round, shared by every candidate and repeat
+    (repeats differ only in their input batches), and a fresh thin network per
+    candidate, shared by its repeats.
+    """
+    if mode == "paper":
+        shared = derive_seed(seed, 2, round_index, repeat)
+        return InitSeeds(shared, shared)
+    return InitSeeds(derive_seed(seed, 2, round_index), derive_seed(seed, 3, round_index, 0 if candidate is None
+                                                                     else candidate + 1))
 
 
 def shared_inputs(cfg: TenasConfig) -> dict[str, torch.Tensor]:
@@ -60,17 +84,26 @@ def shared_inputs(cfg: TenasConfig) -> dict[str, torch.Tensor]:
 
 @dataclasses.dataclass(frozen=True)
 class TenasScorer:
-    """The scorer every worker builds; ``functools.partial(TenasScorer, space, init)`` is the picklable factory."""
+    """The scorer every worker builds; ``functools.partial(TenasScorer, space, mode)`` is the picklable factory.
+
+    paper mode draws Kaiming-normal weights (fan_out for κ, fan_in for R, as
+    the reference's ``kaiming_norm_fanout`` / ``_fanin`` branches would);
+    reference mode PyTorch's default init, which is what that code runs.
+    """
 
     space: PrunableSpace
-    init: str
+    mode: Mode
 
     def __call__(self, task: ScoreTask, shared: Mapping[str, Any]) -> Score:
         device = shared[DEVICE_KEY]
-        net = self.space.kappa_net(task.mask)
-        init_weights(net, self.init, task.init_seed, fan="out")
+        init = "paper" if self.mode == "paper" else "reference"
+        net = init_weights(self.space.kappa_net(task.mask), init, task.kappa_seed, fan="out")
         kappa = ntk_condition_number(net.to(device), shared[NTK_KEY][task.repeat], label=task.label)
-        thin = self.space.regions_net(task.mask)
-        init_weights(thin, self.init, task.init_seed, fan="in")
-        regions = count_linear_regions(thin.to(device), list(shared[REGIONS_KEY][task.repeat]))
-        return Score(float(kappa), int(regions))
+        crops = list(shared[REGIONS_KEY][task.repeat])
+
+        def regions(mask: Mask) -> int:
+            thin = init_weights(self.space.regions_net(mask), init, task.regions_seed, fan="in")
+            return int(count_linear_regions(thin.to(device), crops))
+
+        baseline = None if task.regions_baseline is None else regions(task.regions_baseline)
+        return Score(float(kappa), regions(task.mask), baseline)

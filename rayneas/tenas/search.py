@@ -16,14 +16,14 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from rayneas.config import register_run
+from rayneas.config import RunKind
 from rayneas.scoring import ScorerPool, ensure_ray
 from rayneas.tenas.config import TenasConfig
 from rayneas.tenas.prunable import Candidate, Mask, PrunableSpace, RoundPlan, live_op_count, make_space, without
-from rayneas.tenas.rank import Score, choose_prunes, mean_deltas, rank_candidates
+from rayneas.tenas.rank import Score, choose_prunes, kappa_delta, rank_candidates, regions_delta
 from rayneas.tenas.record import RunStore, SearchState
 from rayneas.tenas.report import Board, RoundProgress, plot_run
-from rayneas.tenas.scorer import ScoreTask, TenasScorer, init_seed, shared_inputs
+from rayneas.tenas.scorer import ScoreTask, TenasScorer, init_seeds, shared_inputs
 
 
 def _mean(values: list[float]) -> float:
@@ -44,12 +44,21 @@ class RoundScores:
 
 def _score_round(pool: ScorerPool, cfg: TenasConfig, space: PrunableSpace, mask: Mask, index: int,
                  candidates: tuple[Candidate, ...]) -> RoundScores:
-    """One task per (network, repeat): the supernet once per repeat, then every candidate."""
-    repeats = cfg.prune.repeats
-    nets = [(mask, f"round {index + 1} supernet")] + [
-        (without(mask, c), f"round {index + 1} without {_name(space, c)}") for c in candidates]
-    tasks = [ScoreTask(m, r, init_seed(cfg.seed, index, r), f"{label}, repeat {r}")
-             for m, label in nets for r in range(repeats)]
+    """One task per (network, repeat): the supernet once per repeat, then every candidate.
+
+    In reference mode each candidate has its own thin network, so its task also
+    counts the supernet's R under that init (``regions_baseline``).
+    """
+    repeats, mode = cfg.prune.repeats, cfg.prune.mode
+    baseline = mask if mode == "reference" else None
+    nets = [(mask, None, None, f"round {index + 1} supernet")] + [
+        (without(mask, c), i, baseline, f"round {index + 1} without {_name(space, c)}")
+        for i, c in enumerate(candidates)]
+    tasks = []
+    for m, candidate, base, label in nets:
+        for r in range(repeats):
+            seeds = init_seeds(mode, cfg.seed, index, r, candidate)
+            tasks.append(ScoreTask(m, r, seeds.kappa, seeds.regions, f"{label}, repeat {r}", base))
     started = time.perf_counter()
     results = pool.score(tasks)
     seconds = time.perf_counter() - started
@@ -59,17 +68,29 @@ def _score_round(pool: ScorerPool, cfg: TenasConfig, space: PrunableSpace, mask:
     return RoundScores(per_net[0], per_net[1:], seconds, notes)
 
 
-def prune_round(space: PrunableSpace, index: int, plan: RoundPlan, scores: RoundScores, precision: int,
-           state: SearchState) -> list[Candidate]:
+def _deltas(full: list[Score], cand: list[Score], cfg: TenasConfig) -> tuple[float, float]:
+    """(Δκ, ΔR) of one candidate; reference mode compares R with the candidate's own unpruned thin net."""
+    prune = cfg.prune
+    dkappa = kappa_delta([s.kappa for s in full], [s.kappa for s in cand], prune.precision, prune.kappa_aggregate)
+    if prune.mode == "reference":
+        dregions = regions_delta([s.regions_baseline for s in cand], [s.regions for s in cand], prune.precision)
+    else:
+        dregions = regions_delta([s.regions for s in full], [s.regions for s in cand], None)
+    return dkappa, dregions
+
+
+def prune_round(space: PrunableSpace, index: int, plan: RoundPlan, scores: RoundScores, cfg: TenasConfig,
+                state: SearchState) -> list[Candidate]:
     """Rank the round, add its rows to the table, remove the chosen ops from the mask; returns them."""
-    deltas = [mean_deltas(scores.full, cand, precision) for cand in scores.candidates]
+    deltas = [_deltas(scores.full, cand, cfg) for cand in scores.candidates]
     rankings = rank_candidates([d[0] for d in deltas], [d[1] for d in deltas])
     chosen = choose_prunes(rankings, plan.groups, plan.quotas)
     state.candidates.extend(
         {"round": index, "phase": plan.phase, "cell": c.cell, "edge": c.edge, "edge_label": space.edge_label(c.edge),
          "node": space.node_of(c.edge), "op": c.op, "dkappa": dk, "dregions": dr, "kappa_rank": rk.kappa_rank,
          "regions_rank": rk.regions_rank, "rank_sum": rk.rank_sum, "pruned": i in chosen,
-         "kappa": [s.kappa for s in cand], "regions": [s.regions for s in cand]}
+         "kappa": [s.kappa for s in cand], "regions": [s.regions for s in cand],
+         "regions_baseline": [s.regions_baseline for s in cand] if cfg.prune.mode == "reference" else None}
         for i, (c, (dk, dr), rk, cand) in enumerate(zip(plan.candidates, deltas, rankings, scores.candidates))
     )
     pruned = [plan.candidates[i] for i in chosen]
@@ -101,7 +122,7 @@ def _run_rounds(cfg: TenasConfig, space: PrunableSpace, store: RunStore, state: 
             state.genotype = space.genotype_text(space.genotype(state.mask))
             summary = f"final cell: κ={kappa:.4g}, R={regions:.1f}: {state.genotype}"
         else:
-            pruned = prune_round(space, index, plan, scores, cfg.prune.precision, state)
+            pruned = prune_round(space, index, plan, scores, cfg, state)
             summary = (f"round {index + 1} ({phase}): supernet κ={kappa:.4g}, R={regions:.1f}; {len(candidates)} "
                        f"candidates in {scores.seconds:.1f} s; pruned {', '.join(_name(space, c) for c in pruned)}")
         state.rounds.append({"round": index, "phase": phase, "candidates": len(candidates), "seconds": scores.seconds,
@@ -131,7 +152,6 @@ def _result(cfg: TenasConfig, space: PrunableSpace, state: SearchState) -> dict:
     return result
 
 
-@register_run("tenas", TenasConfig)
 def run_tenas(cfg: TenasConfig, run_dir: Path, resume: bool = False) -> dict:
     """Run (or, with ``resume``, continue) a search in ``run_dir``; returns the summary also in result.json.
 
@@ -148,7 +168,7 @@ def run_tenas(cfg: TenasConfig, run_dir: Path, resume: bool = False) -> dict:
         shared = shared_inputs(cfg)  # reads the data first: a missing dataset fails before Ray starts
         if sc.num_actors:
             ensure_ray()
-        factory = functools.partial(TenasScorer, space, cfg.prune.init)
+        factory = functools.partial(TenasScorer, space, cfg.prune.mode)
         with ScorerPool(factory, num_actors=sc.num_actors, num_gpus_per_actor=sc.num_gpus_per_actor,
                         num_cpus_per_actor=sc.num_cpus_per_actor, threads_per_actor=sc.threads_per_actor,
                         shared=shared, max_retries=sc.max_retries) as pool, Board(run_dir) as board:
@@ -164,3 +184,6 @@ def run_tenas(cfg: TenasConfig, run_dir: Path, resume: bool = False) -> dict:
         summary.update(result)
         summary.pop("trajectory")
     return summary
+
+
+RUN_KIND = RunKind("tenas", TenasConfig, run_tenas)

@@ -1,0 +1,166 @@
+"""Reference vs paper mode schedules, the accuracy table kept out of searches, and a real DARTS op round."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import rayneas.lookup
+import rayneas.tenas.search as search
+from rayneas.config import from_dict
+from rayneas.indicators import init_weights
+from rayneas.spaces import darts
+from rayneas.tenas.config import TenasConfig
+from rayneas.tenas.prunable import NB201Prunable, make_space, without
+from rayneas.tenas.rank import Score
+from rayneas.tenas.search import run_tenas
+
+TINY = {"inputs": {"batch_size": 4, "image_size": 8, "region_samples": 100, "region_batches": 1},
+        "scoring": {"num_actors": 0}}
+
+
+def tiny(**sections) -> TenasConfig:
+    data = json.loads(json.dumps(TINY))
+    for key, value in sections.items():
+        if isinstance(value, dict):
+            data.setdefault(key, {}).update(value)
+        else:
+            data[key] = value
+    return from_dict(TenasConfig, data)
+
+
+class RecordingPool:
+    """Stands in for the ScorerPool to see which tasks a round schedules (their numbers are not checked)."""
+
+    def __init__(self) -> None:
+        self.tasks = []
+
+    def score(self, tasks):
+        self.tasks.extend(tasks)
+        return [Score(100.0, 50, 50 if t.regions_baseline is not None else None) for t in tasks]
+
+
+def scheduled(mode: str, round_index: int) -> list:
+    cfg = tiny(prune={"repeats": 3, "mode": mode})
+    space = make_space(cfg)
+    mask = space.initial_mask()
+    plan = space.next_round(mask, 1, 2)
+    pool = RecordingPool()
+    search._score_round(pool, cfg, space, mask, round_index, plan.candidates)
+    return pool.tasks
+
+
+def test_reference_mode_one_kappa_net_per_round_and_one_thin_net_per_candidate():
+    tasks = scheduled("reference", 0)
+    assert len(tasks) == 25 * 3
+    assert len({t.kappa_seed for t in tasks}) == 1  # every candidate and repeat of the round
+    assert scheduled("reference", 1)[0].kappa_seed != tasks[0].kappa_seed  # a new supernet next round
+    supernet, candidates = tasks[:3], tasks[3:]
+    per_candidate = [candidates[i:i + 3] for i in range(0, len(candidates), 3)]
+    assert all(len({t.regions_seed for t in c}) == 1 for c in per_candidate)  # shared by its repeats
+    assert len({c[0].regions_seed for c in per_candidate} | {supernet[0].regions_seed}) == 25  # fresh per candidate
+    assert all(t.regions_baseline == supernet[0].mask for t in candidates)
+    assert all(t.regions_baseline is None for t in supernet)
+    assert [t.repeat for t in per_candidate[0]] == [0, 1, 2]  # repeats differ by their input batches
+
+
+def test_paper_mode_redraws_per_repeat_shared_by_the_supernet_and_every_candidate():
+    tasks = scheduled("paper", 0)
+    for r in range(3):
+        of_repeat = [t for t in tasks if t.repeat == r]
+        assert len({t.kappa_seed for t in of_repeat}) == 1
+        assert all(t.regions_seed == t.kappa_seed and t.regions_baseline is None for t in of_repeat)
+    assert len({t.kappa_seed for t in tasks}) == 3
+
+
+def test_reference_mode_networks_share_weights_as_the_reference_copies_them():
+    space = NB201Prunable()
+    tasks = scheduled("reference", 0)
+    full, cand = tasks[0], tasks[3]
+    nets = [init_weights(space.kappa_net(t.mask), "reference", t.kappa_seed, fan="out") for t in (full, cand)]
+    for a, b in zip(nets[0].state_dict().values(), nets[1].state_dict().values()):
+        assert torch.equal(a, b)
+    thin_full = init_weights(space.regions_net(cand.regions_baseline), "reference", cand.regions_seed)
+    thin_cand = init_weights(space.regions_net(cand.mask), "reference", cand.regions_seed)
+    for a, b in zip(thin_full.state_dict().values(), thin_cand.state_dict().values()):
+        assert torch.equal(a, b)
+    assert without(full.mask, space.next_round(full.mask, 1, 2).candidates[0]) == cand.mask
+
+
+def test_reference_mode_search_records_relative_region_changes(tmp_path):
+    summary = run_tenas(tiny(prune={"mode": "reference", "repeats": 2}), tmp_path)
+    assert summary["finished"]
+    table = json.loads((tmp_path / "state.json").read_text())["candidates"]
+    for row in table:
+        expected = sum(round((f - p) / f, 3) for f, p in zip(row["regions_baseline"], row["regions"])) / 2
+        assert row["dregions"] == pytest.approx(expected)
+        assert -1.0 <= row["dregions"] <= 1.0
+
+
+@pytest.fixture
+def table_locked(monkeypatch):
+    """The accuracy table raises while the pruning rounds run, and counts the reads after them."""
+    reads = {"during": 0, "after": 0}
+    searching = {"now": False}
+    real_load, real_rounds = rayneas.lookup.load_table, search._run_rounds
+
+    def guarded_load(*args, **kwargs):
+        if searching["now"]:
+            reads["during"] += 1
+            raise AssertionError("the NAS-Bench-201 accuracy table was read during a search")
+        reads["after"] += 1
+        return real_load(*args, **kwargs)
+
+    def rounds(*args, **kwargs):
+        searching["now"] = True
+        try:
+            return real_rounds(*args, **kwargs)
+        finally:
+            searching["now"] = False
+
+    monkeypatch.setattr(rayneas.lookup, "load_table", guarded_load)
+    monkeypatch.setattr(search, "_run_rounds", rounds)
+    return reads
+
+
+def test_nb201_search_never_reads_the_accuracy_table_before_its_result(tmp_path, table_locked):
+    summary = run_tenas(tiny(prune={"repeats": 1}), tmp_path)
+    assert table_locked == {"during": 0, "after": 1} and "lookup" in summary
+
+
+def test_darts_search_never_reads_the_accuracy_table(tmp_path, table_locked):
+    cfg = tiny(space="darts", supernet={"C": 1, "ops": ["sep_conv_3x3"]}, inputs={"batch_size": 2},
+               prune={"repeats": 1})
+    run_tenas(cfg, tmp_path)
+    assert table_locked == {"during": 0, "after": 0}
+
+
+def test_darts_real_op_round_and_edge_round_through_run_tenas(tmp_path):
+    """All 7 ops on every edge, 3 pruned per edge per round (the CIFAR-10 quota): 7 -> 4 -> 1, then edges."""
+    cfg = tiny(space="darts", supernet={"C": 1}, inputs={"batch_size": 2, "image_size": 8, "region_samples": 20},
+               prune={"repeats": 1, "prune_number": 3, "max_rounds": 3})
+    summary = run_tenas(cfg, tmp_path)
+    assert not summary["finished"] and summary["rounds"] == 3
+    saved = json.loads((tmp_path / "state.json").read_text())
+    rounds, rows = saved["rounds"], saved["candidates"]
+    assert [r["phase"] for r in rounds] == ["ops", "ops", "edges"]
+    assert [r["candidates"] for r in rounds[:2]] == [2 * 14 * 7, 2 * 14 * 4]
+    for k, left in ((0, 4), (1, 1)):
+        for cell in darts.CELL_TYPES:
+            for edge in range(14):
+                on_edge = [r for r in rows if r["round"] == k and r["cell"] == cell and r["edge"] == edge]
+                assert sum(r["pruned"] for r in on_edge) == 3
+    assert all(len(ops) == 1 for edges in saved["mask"].values() for ops in edges if ops)
+    # the edge round ranks the 2 inputs of node 1 (first node with more than 2 in the normal cell) ... cuts 1
+    edge_rows = [r for r in rows if r["round"] == 2]
+    assert len(edge_rows) == 3 and {r["node"] for r in edge_rows} == {3} and sum(r["pruned"] for r in edge_rows) == 1
+    resumed = run_tenas(from_dict(TenasConfig, {**json.loads(json.dumps(TINY)), "space": "darts",
+                                                "supernet": {"C": 1},
+                                                "inputs": {**TINY["inputs"], "batch_size": 2, "region_samples": 20},
+                                                "prune": {"repeats": 1, "prune_number": 3}}),
+                        tmp_path, resume=True)
+    genotype = darts.parse_genotype(resumed["genotype"])
+    assert len(genotype.normal) == len(genotype.reduce) == 8
+    assert Path(tmp_path / "result.json").is_file()
