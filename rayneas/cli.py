@@ -10,11 +10,11 @@ from typing import Sequence
 from rayneas.config import ConfigError, load_run
 from rayneas.data import DataError
 from rayneas.lookup import AccuracyTableError, lookup
-from rayneas.spaces import darts, nb201
-from rayneas.spaces.common import count_parameters
+from rayneas.spaces import nb201
+from rayneas.spaces.common import GenotypeError, count_parameters
 
 #: Errors that are the user's to fix: printed as one line, no traceback.
-USER_ERRORS = (ConfigError, nb201.GenotypeError, darts.GenotypeError, AccuracyTableError, DataError)
+USER_ERRORS = (ConfigError, GenotypeError, AccuracyTableError, DataError)
 
 
 def _print_lookup(arch: str, csv: str | None) -> None:

@@ -19,7 +19,7 @@ from typing import Callable
 from rayneas.config import register_run
 from rayneas.scoring import ScorerPool, ensure_ray
 from rayneas.tenas.config import TenasConfig
-from rayneas.tenas.prunable import Candidate, Mask, PrunableSpace, RoundPlan, live_op_count, make_space, without
+from rayneas.tenas.prunable import Candidate, Mask, PrunableSpace, RoundPlan, make_space
 from rayneas.tenas.rank import Score, choose_prunes, mean_deltas, rank_candidates
 from rayneas.tenas.record import RunStore, SearchState
 from rayneas.tenas.report import Board, RoundProgress, plot_run
@@ -47,7 +47,7 @@ def _score_round(pool: ScorerPool, cfg: TenasConfig, space: PrunableSpace, mask:
     """One task per (network, repeat): the supernet once per repeat, then every candidate."""
     repeats = cfg.prune.repeats
     nets = [(mask, f"round {index + 1} supernet")] + [
-        (without(mask, c), f"round {index + 1} without {_name(space, c)}") for c in candidates]
+        (mask.without(*c), f"round {index + 1} without {_name(space, c)}") for c in candidates]
     tasks = [ScoreTask(m, r, init_seed(cfg.seed, index, r), f"{label}, repeat {r}")
              for m, label in nets for r in range(repeats)]
     started = time.perf_counter()
@@ -74,7 +74,7 @@ def prune_round(space: PrunableSpace, index: int, plan: RoundPlan, scores: Round
     )
     pruned = [plan.candidates[i] for i in chosen]
     for c in pruned:
-        state.mask = without(state.mask, c)
+        state.mask = state.mask.without(*c)
     return pruned
 
 
@@ -92,7 +92,7 @@ def _run_rounds(cfg: TenasConfig, space: PrunableSpace, store: RunStore, state: 
         pool.progress = progress = RoundProgress(index, phase, len(candidates), tasks)
         scores = _score_round(pool, cfg, space, state.mask, index, candidates)
         kappa, regions = _mean([s.kappa for s in scores.full]), _mean([s.regions for s in scores.full])
-        live = live_op_count(state.mask)
+        live = state.mask.live_op_count()
         state.trajectory.append({"round": index, "kappa": kappa, "regions": regions, "live_ops": live})
         board.round(index, kappa, regions, live, len(candidates), scores.seconds)
         if plan is None:
