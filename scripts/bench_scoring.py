@@ -54,7 +54,7 @@ class KappaScorer:
         """(κ, CPU seconds this process spent on it)."""
         cpu = time.process_time()
         edge, op, seed = task
-        net = nb201.supernet(C=self.C, N=self.N, mask=nb201.OpMask().without(edge, op))
+        net = nb201.supernet(C=self.C, N=self.N, mask=nb201.search_mask().without("cell", edge, op))
         init_weights(net, "paper", seed, fan="out")
         kappa = ntk_condition_number(net.to(shared[DEVICE_KEY]), shared["images"])
         return kappa, time.process_time() - cpu

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from rayneas.spaces.common import count_parameters
 from rayneas.spaces.darts import (
+    CELL_TYPES,
     DARTS_V2,
     EDGES,
     OP_INDEX,
@@ -21,9 +23,11 @@ from rayneas.spaces.darts import (
     GenotypeError,
     MixedEdge,
     format_genotype,
-    genotype_masks,
+    genotype_from_mask,
+    mask_from_genotype,
     parse_genotype,
 )
+from rayneas.spaces.mask import Mask
 from rayneas.spaces.ops import FactorizedReduce
 
 # As printed in DARTS's cnn/genotypes.py.
@@ -175,7 +179,7 @@ def test_edge_is_mean_of_its_live_ops():
 def test_one_hot_supernet_cell_is_the_darts_cell():
     torch.manual_seed(0)
     net = DartsSuperNet(C=4).train()
-    net.set_masks(*genotype_masks(DARTS_V2))
+    net.set_mask(mask_from_genotype(DARTS_V2))
     for super_cell in net.cells:
         t = "reduce" if super_cell.reduction else "normal"
         c_pp, c_p = super_cell.preprocess0[1].in_channels, super_cell.preprocess1[1].in_channels
@@ -185,7 +189,7 @@ def test_one_hot_supernet_cell_is_the_darts_cell():
         for k, (op, state) in enumerate(getattr(DARTS_V2, t)):
             cell._ops[k].load_state_dict(super_cell.edges[EDGES.index((k // 2, state))].ops[OP_INDEX[op]].state_dict())
         s0, s1 = torch.randn(2, c_pp, 8, 8), torch.randn(2, c_p, 8, 8)
-        live = [[OP_INDEX[op] for op in net.live_ops(t, e)] for e in range(len(EDGES))]
+        live = [[OP_INDEX[op] for op in ops] for ops in net.mask[t]]
         assert torch.allclose(super_cell(s0, s1, live), cell(s0, s1), atol=1e-6)
 
 
@@ -194,45 +198,94 @@ def test_pruning_an_op_changes_the_output_and_cut_nodes_give_zeros():
     net = DartsSuperNet().train()
     x = torch.randn(2, 3, 8, 8)
     full = net(x)
-    op_mask = net.op_mask
-    op_mask["normal"][3, OP_INDEX["sep_conv_3x3"]] = False
-    net.set_masks(op_mask=op_mask)
+    mask = net.mask.without("normal", 3, "sep_conv_3x3")
+    net.set_mask(mask)
     assert not torch.allclose(net(x), full)
-    assert ("normal", 3, "sep_conv_3x3") not in net.live_candidates()
-    edge_mask = net.edge_mask
-    edge_mask["normal"][:2] = False  # node 0 loses both inputs
-    net.set_masks(edge_mask=edge_mask)
-    assert net.live_edges("normal", 0) == [] and torch.isfinite(net(x)).all()
+    for edge in (0, 1):  # node 0 loses both inputs
+        for op in mask["normal"][edge]:
+            mask = mask.without("normal", edge, op)
+    net.set_mask(mask)
+    assert mask["normal"][:2] == ((), ()) and torch.isfinite(net(x)).all()
 
 
 def test_genotype_from_pruned_masks():
-    net = DartsSuperNet()
-    assert len(net.live_candidates()) == 2 * 14 * 7  # 'none' is excluded from the start
+    start = DartsSuperNet().mask
+    assert start.live_op_count() == 2 * 14 * 7  # 'none' is excluded from the start
     with pytest.raises(GenotypeError, match=r"normal edge 0 \(node 0 <- state 0\) still has 7 live ops"):
-        net.genotype()
+        genotype_from_mask(start)
     # ops phase done: one op per edge; then the edge phase keeps two edges per node
-    op_mask, edge_mask = genotype_masks(DARTS_V2)
-    for t in ("normal", "reduce"):
-        op_mask[t][~edge_mask[t], OP_INDEX["avg_pool_3x3"]] = True
-    net.set_masks(op_mask=op_mask)
-    assert net.live_candidates() == []
+    chosen = mask_from_genotype(DARTS_V2)
+    one_op = Mask.from_json({t: [ops or ["avg_pool_3x3"] for ops in edges] for t, edges in chosen.to_json().items()})
+    assert one_op.is_final()
     with pytest.raises(GenotypeError, match=r"normal node 1 has 3 live edges \[2, 3, 4\] \(needs 2\)"):
-        net.genotype()
-    net.set_masks(edge_mask=edge_mask)
-    found = net.genotype()
+        genotype_from_mask(one_op)
+    found = genotype_from_mask(chosen)
     assert found == DARTS_V2.canonical() and found.canonical() == found
     assert found != DARTS_V2  # DARTS lists node 2's edges strongest first: ('sep_conv_3x3', 1), ('skip_connect', 0)
 
 
+def _random_final_mask(seed: int) -> Mask:
+    """Two live edges per node, one random searched op each: what the edge rounds end with."""
+    rng = np.random.default_rng(seed)
+    ops = [op for op in PRIMITIVES if op != "none"]
+    cells = {}
+    for cell in CELL_TYPES:
+        edges: list[list[str]] = [[] for _ in EDGES]
+        for node in range(4):
+            for e in rng.choice([e for e, (n, _) in enumerate(EDGES) if n == node], size=2, replace=False):
+                edges[int(e)] = [ops[int(rng.integers(len(ops)))]]
+        cells[cell] = edges
+    return Mask.from_json(cells)
+
+
+# What the removed DartsSuperNet.genotype() gave on `_random_final_mask(seed)`.
+SUPERNET_GENOTYPES = [
+    "Genotype(normal=[('sep_conv_3x3', 0), ('avg_pool_3x3', 1), ('avg_pool_3x3', 0), ('max_pool_3x3', 2), "
+    "('sep_conv_3x3', 2), ('sep_conv_5x5', 3), ('sep_conv_3x3', 3), ('sep_conv_3x3', 4)], normal_concat=[2, 3, 4, 5], "
+    "reduce=[('sep_conv_5x5', 0), ('dil_conv_3x3', 1), ('sep_conv_3x3', 0), ('max_pool_3x3', 1), "
+    "('avg_pool_3x3', 2), ('max_pool_3x3', 3), ('skip_connect', 0), ('max_pool_3x3', 3)], reduce_concat=[2, 3, 4, 5])",
+    "Genotype(normal=[('dil_conv_3x3', 0), ('dil_conv_5x5', 1), ('dil_conv_5x5', 0), ('avg_pool_3x3', 2), "
+    "('dil_conv_3x3', 0), ('avg_pool_3x3', 3), ('sep_conv_3x3', 1), ('max_pool_3x3', 2)], normal_concat=[2, 3, 4, 5], "
+    "reduce=[('dil_conv_3x3', 0), ('dil_conv_3x3', 1), ('dil_conv_3x3', 1), ('sep_conv_3x3', 2), "
+    "('dil_conv_5x5', 0), ('sep_conv_3x3', 1), ('avg_pool_3x3', 0), ('dil_conv_5x5', 1)], reduce_concat=[2, 3, 4, 5])",
+    "Genotype(normal=[('skip_connect', 0), ('max_pool_3x3', 1), ('skip_connect', 0), ('max_pool_3x3', 2), "
+    "('dil_conv_5x5', 1), ('avg_pool_3x3', 3), ('avg_pool_3x3', 0), ('avg_pool_3x3', 3)], normal_concat=[2, 3, 4, 5], "
+    "reduce=[('avg_pool_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_5x5', 0), ('sep_conv_5x5', 2), "
+    "('sep_conv_5x5', 1), ('dil_conv_5x5', 2), ('skip_connect', 3), ('skip_connect', 4)], reduce_concat=[2, 3, 4, 5])",
+    "Genotype(normal=[('avg_pool_3x3', 0), ('avg_pool_3x3', 1), ('sep_conv_5x5', 0), ('max_pool_3x3', 2), "
+    "('sep_conv_3x3', 0), ('sep_conv_5x5', 1), ('max_pool_3x3', 0), ('dil_conv_3x3', 1)], normal_concat=[2, 3, 4, 5], "
+    "reduce=[('dil_conv_5x5', 0), ('skip_connect', 1), ('sep_conv_5x5', 1), ('sep_conv_5x5', 2), "
+    "('dil_conv_5x5', 0), ('dil_conv_3x3', 2), ('sep_conv_5x5', 1), ('sep_conv_5x5', 4)], reduce_concat=[2, 3, 4, 5])",
+    "Genotype(normal=[('dil_conv_5x5', 0), ('sep_conv_3x3', 1), ('max_pool_3x3', 1), ('sep_conv_3x3', 2), "
+    "('dil_conv_3x3', 1), ('sep_conv_5x5', 3), ('avg_pool_3x3', 0), ('dil_conv_5x5', 2)], normal_concat=[2, 3, 4, 5], "
+    "reduce=[('max_pool_3x3', 0), ('dil_conv_5x5', 1), ('dil_conv_3x3', 0), ('max_pool_3x3', 2), "
+    "('skip_connect', 2), ('dil_conv_3x3', 3), ('avg_pool_3x3', 2), ('sep_conv_5x5', 3)], reduce_concat=[2, 3, 4, 5])",
+]
+
+
+@pytest.mark.parametrize("seed", range(len(SUPERNET_GENOTYPES)))
+def test_genotype_from_mask_matches_the_old_supernet_reading(seed):
+    mask = _random_final_mask(seed)
+    genotype = genotype_from_mask(mask)
+    assert format_genotype(genotype) == SUPERNET_GENOTYPES[seed]
+    assert mask_from_genotype(genotype) == mask  # and the supernet computes exactly that cell again
+
+
 def test_mask_validation_messages():
     net = DartsSuperNet()
-    with pytest.raises(GenotypeError, match=r"op_mask\['normal'\] must be a torch.bool tensor of shape \(14, 8\)"):
-        net.set_masks(op_mask={"normal": torch.ones(14, 7, dtype=torch.bool)})
-    with pytest.raises(GenotypeError, match="unknown cell type 'reduction'"):
-        net.set_masks(edge_mask={"reduction": torch.ones(14, dtype=torch.bool)})
-    with pytest.raises(GenotypeError, match=r"makes 'none' live on edges \[0, 1"):
-        net.set_masks(op_mask={"normal": torch.ones(14, 8, dtype=torch.bool)})
+    with pytest.raises(GenotypeError, match="needs a rayneas.spaces.mask.Mask, got dict; .* Mask.from_json"):
+        net.set_mask({"normal": [["skip_connect"]] * 14, "reduce": [["skip_connect"]] * 14})
+    with pytest.raises(GenotypeError, match=r"mask normal has 13 edges but a cell of a DARTS supernet with 4 nodes "
+                                            r"has 14"):
+        net.set_mask(Mask.full(CELL_TYPES, 13, ["skip_connect"]))
+    with pytest.raises(GenotypeError, match=r"cell types \['normal', 'reduce'\], got \['normal', 'reduction'\]"):
+        net.set_mask(Mask.full(("normal", "reduction"), 14, ["skip_connect"]))
+    with pytest.raises(GenotypeError, match=r"mask reduce edge 0: .* has no op\(s\) \['conv_7x1'\]; choose from"):
+        net.set_mask(Mask.from_json({"normal": [["skip_connect"]] * 14,
+                                     "reduce": [["conv_7x1"]] + [["skip_connect"]] * 13}))
+    with pytest.raises(GenotypeError, match=r"makes 'none' live on normal edges \[0, 1, .*exclude_none=False"):
+        net.set_mask(Mask.full(CELL_TYPES, 14, PRIMITIVES))
     with_none = DartsSuperNet(exclude_none=False)
-    assert len(with_none.live_candidates()) == 2 * 14 * 8
+    assert with_none.mask.live_op_count() == 2 * 14 * 8
     with pytest.raises(ValueError, match=r"layers must be in 1..3"):
         DartsSuperNet(layers=4)

@@ -51,7 +51,8 @@ def plain_loop_kappa(model: nn.Module, x: torch.Tensor, train: bool = True) -> f
 
 
 def masked_supernet(dtype: torch.dtype = torch.float32, seed: int = 0) -> nb201.NB201Network:
-    mask = nb201.OpMask().without(0, "nor_conv_3x3").without(0, "avg_pool_3x3").without(4, "nor_conv_1x1")
+    mask = nb201.search_mask().without("cell", 0, "nor_conv_3x3").without("cell", 0, "avg_pool_3x3")
+    mask = mask.without("cell", 4, "nor_conv_1x1")
     return init_weights(nb201.supernet(C=3, N=1, mask=mask), "paper", seed, fan="out").to(dtype)
 
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from rayneas.spaces import nb201
+from rayneas.spaces.mask import Mask
 
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
 
@@ -69,8 +70,7 @@ def test_parameter_count_matches_benchmark():
 def test_one_hot_supernet_equals_benchmark_network():
     genotype = nb201.parse(BEST)
     torch.manual_seed(0)
-    mask = nb201.OpMask([[op] for op in genotype.ops])
-    sup = nb201.supernet(C=4, N=1, mask=mask)
+    sup = nb201.supernet(C=4, N=1, mask=nb201.mask_from_genotype(genotype))
     net = nb201.build(genotype, C=4, N=1)
     # copy the chosen ops' weights into the fixed network
     sup_state = sup.state_dict()
@@ -87,11 +87,11 @@ def test_supernet_edge_is_mean_of_live_ops():
     cell = sup.cells[0]
     x = torch.randn(3, 2, 8, 8)
     live = [["nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"], [], [], [], ["skip_connect"], []]
-    sup.set_live(live)
+    sup.set_mask(Mask.from_json({"cell": live}))
     # output node 3 = identity(node 1) and node 1 = mean of the three live ops of edge 0
     expected = sum(cell.edges[0][name](x) for name in live[0]) / 3
     assert torch.allclose(cell(x), expected, atol=1e-6)
-    sup.set_live(nb201.OpMask().without(0, "skip_connect").live)
+    sup.set_mask(nb201.search_mask().without("cell", 0, "skip_connect"))
     assert cell.live[0] == live[0]
 
 
@@ -99,15 +99,34 @@ def test_thin_network_shapes_and_mask_errors():
     thin = nb201.thin_network([list(nb201.SEARCH_OPS)] * 6)
     assert thin(torch.randn(10, 1, 3, 3)).shape == (10, 10)
     assert len(thin.cells) == 1
-    with pytest.raises(nb201.GenotypeError, match="not alive on edge 2"):
-        nb201.OpMask().without(2, "none")
-    mask = nb201.OpMask()
+    with pytest.raises(nb201.GenotypeError, match=r"'none' is not live on cell edge 2 \(live: \['skip_connect'"):
+        nb201.search_mask().without("cell", 2, "none")
+    with pytest.raises(nb201.GenotypeError, match=r"edge 1: this network has no op\(s\) \['none'\] there"):
+        thin.set_mask(Mask.from_json({"cell": [["skip_connect"], ["none"]] + [["skip_connect"]] * 4}))
+    with pytest.raises(nb201.GenotypeError, match="mask cell has 5 edges but a cell of a NAS-Bench-201 network has 6"):
+        thin.set_mask(Mask.from_json({"cell": [["skip_connect"]] * 5}))
+    with pytest.raises(nb201.GenotypeError, match=r"cell types \['cell'\], got \['normal'\]"):
+        thin.set_mask(Mask.from_json({"normal": [["skip_connect"]] * 6}))
+
+
+def test_genotype_is_read_from_a_pruned_mask():
+    mask = nb201.search_mask()
     for edge in range(6):
         for op in nb201.SEARCH_OPS[1:]:
-            mask = mask.without(edge, op)
-    assert mask.is_final() and mask.genotype().ops == ("skip_connect",) * 6
-    with pytest.raises(nb201.GenotypeError, match=r"edges \[0, 1, 2, 3, 4, 5\] still have"):
-        nb201.OpMask().genotype()
+            mask = mask.without("cell", edge, op)
+    assert mask.is_final() and nb201.genotype_from_mask(mask).ops == ("skip_connect",) * 6
+    with pytest.raises(nb201.GenotypeError, match=r"edges \[0, 1, 2, 3, 4, 5\] have .* live; a genotype needs"):
+        nb201.genotype_from_mask(nb201.search_mask())
+    # what the removed OpMask.genotype() gave on these seeded one-op masks
+    expected = [
+        "|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_1x1~0|nor_conv_1x1~1|skip_connect~2|",
+        "|nor_conv_1x1~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|avg_pool_3x3~0|skip_connect~1|skip_connect~2|",
+        "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|nor_conv_1x1~1|avg_pool_3x3~2|",
+    ]
+    for seed, text in enumerate(expected):
+        ops = [[nb201.SEARCH_OPS[int(i)]] for i in np.random.default_rng(seed).integers(0, 4, 6)]
+        genotype = nb201.genotype_from_mask(Mask.from_json({"cell": ops}))
+        assert genotype.to_string() == text and nb201.mask_from_genotype(genotype)["cell"] == tuple(map(tuple, ops))
 
 
 def test_sample_is_seeded():

@@ -20,7 +20,8 @@ from rayneas.spaces import darts, nb201
 from rayneas.spaces.common import count_parameters
 from rayneas.tenas.config import TenasConfig
 from rayneas.tenas.export import export_run, load_exported
-from rayneas.tenas.prunable import Candidate, DartsPrunable, NB201Prunable, live_op_count, without
+from rayneas.spaces.mask import Mask
+from rayneas.tenas.prunable import DartsPrunable, NB201Prunable
 from rayneas.tenas.rank import (
     Ranking,
     Score,
@@ -105,13 +106,13 @@ def test_choose_prunes_best_rank_sum_per_group_ties_to_better_kappa():
 def test_nb201_rounds_prune_one_op_per_edge_until_single_path():
     space = NB201Prunable()
     mask = space.initial_mask()
-    assert mask["cell"][0] == ["skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
+    assert mask["cell"][0] == ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
     sizes = []
     while (plan := space.next_round(mask, prune_number=1, edges_per_node=2)) is not None:
         sizes.append(len(plan.candidates))
         assert plan.phase == "ops" and set(plan.quotas.values()) == {1}
         for edge in range(nb201.NUM_EDGES):  # prune the last live op of every edge
-            mask = without(mask, Candidate("cell", edge, mask["cell"][edge][-1]))
+            mask = mask.without("cell", edge, mask["cell"][edge][-1])
     assert sizes == [24, 18, 12]
     assert space.genotype_text(space.genotype(mask)) == "|skip_connect~0|+|skip_connect~0|skip_connect~1|+" \
                                                         "|skip_connect~0|skip_connect~1|skip_connect~2|"
@@ -124,25 +125,20 @@ def test_darts_op_rounds_then_one_edge_round_per_crowded_node():
     assert plan.phase == "ops" and len(plan.candidates) == 2 * 14 * 7 and set(plan.quotas.values()) == {3}
     assert "none" not in {c.op for c in plan.candidates}
     # one op left per edge: the edge rounds, normal cell first, node 0 (two inputs) needs none
-    mask = {cell: [[ops[0]] for ops in edges] for cell, edges in mask.items()}
+    mask = Mask.from_json({cell: [[ops[0]] for ops in edges] for cell, edges in mask.items()})
     seen = []
     while (plan := space.next_round(mask, prune_number=3, edges_per_node=2)) is not None:
         assert plan.phase == "edges"
         ((group, quota),) = plan.quotas.items()
         seen.append((group, len(plan.candidates), quota))
         for c in plan.candidates[:quota]:
-            mask = without(mask, c)
+            mask = mask.without(*c)
     assert seen == [(("normal", 1), 3, 1), (("normal", 2), 4, 2), (("normal", 3), 5, 3),
                     (("reduce", 1), 3, 1), (("reduce", 2), 4, 2), (("reduce", 3), 5, 3)]
     genotype = space.genotype(mask)
     assert isinstance(genotype, darts.Genotype) and len(genotype.normal) == 8
-    assert live_op_count(mask) == 16
-
-
-def test_without_refuses_a_dead_op():
-    mask = NB201Prunable().initial_mask()
-    with pytest.raises(ValueError, match="'none' is not alive on cell edge 0"):
-        without(mask, Candidate("cell", 0, "none"))
+    assert mask.live_op_count() == 16 and mask.is_final()
+    assert space.genotype(mask) == darts.genotype_from_mask(mask)  # read from the mask, no supernet built
 
 
 # --- configs ----------------------------------------------------------------------
@@ -242,6 +238,8 @@ def test_resume_after_round_one_reaches_the_uninterrupted_result(serial_run, tmp
     stopped = run_tenas(tiny(prune={"max_rounds": 1}), tmp_path)
     assert not stopped["finished"] and stopped["rounds"] == 1 and not (tmp_path / "result.json").exists()
     assert len(pq.read_table(tmp_path / "candidates.parquet")) == 24
+    saved = state(tmp_path)["mask"]  # the plain form older state.json files hold, so they resume too
+    assert list(saved) == ["cell"] and [len(ops) for ops in saved["cell"]] == [3] * nb201.NUM_EDGES
     resumed = run_tenas(tiny(), tmp_path, resume=True)
     assert resumed["genotype"] == summary["genotype"]
     assert state(tmp_path)["candidates"] == state(run_dir)["candidates"]
@@ -297,7 +295,7 @@ def test_infinite_kappa_candidate_ranks_last_and_is_kept():
     assert (first["dkappa"], first["kappa_rank"], first["pruned"]) == (-math.inf, 1, False)
     # every other candidate ties (Δκ = 0, ΔR = 0): each edge prunes its first, edge 0 its second
     assert pruned[0] == plan.candidates[1] and len(pruned) == nb201.NUM_EDGES
-    assert state.mask["cell"][0] == ["skip_connect", "nor_conv_3x3", "avg_pool_3x3"]
+    assert state.mask["cell"][0] == ("skip_connect", "nor_conv_3x3", "avg_pool_3x3")
 
 
 def test_missing_dataset_fails_before_ray_starts(tmp_path):

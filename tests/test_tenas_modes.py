@@ -13,7 +13,7 @@ from rayneas.config import from_dict
 from rayneas.indicators import init_weights
 from rayneas.spaces import darts
 from rayneas.tenas.config import TenasConfig
-from rayneas.tenas.prunable import NB201Prunable, make_space, without
+from rayneas.tenas.prunable import NB201Prunable, make_space
 from rayneas.tenas.rank import Score
 from rayneas.tenas.search import run_tenas
 
@@ -86,7 +86,7 @@ def test_reference_mode_networks_share_weights_as_the_reference_copies_them():
     thin_cand = init_weights(space.regions_net(cand.mask), "reference", cand.regions_seed)
     for a, b in zip(thin_full.state_dict().values(), thin_cand.state_dict().values()):
         assert torch.equal(a, b)
-    assert without(full.mask, space.next_round(full.mask, 1, 2).candidates[0]) == cand.mask
+    assert full.mask.without(*space.next_round(full.mask, 1, 2).candidates[0]) == cand.mask
 
 
 def test_reference_mode_search_records_relative_region_changes(tmp_path):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from rayneas.errors import RayneasError
+
 
 def count_parameters(model: nn.Module, exclude_auxiliary: bool = True) -> int:
     """Number of parameters, counted the way the papers report model size.
@@ -15,3 +17,12 @@ def count_parameters(model: nn.Module, exclude_auxiliary: bool = True) -> int:
         p.numel() for name, p in model.named_parameters()
         if not (exclude_auxiliary and "auxiliary" in name)
     )
+
+
+class GenotypeError(RayneasError, ValueError):
+    """A genotype or live-op mask of a cell space is malformed; the message names the problem and the fix.
+
+    One class for every space (``nb201.GenotypeError`` and
+    ``darts.GenotypeError`` are this class), because the `Mask` both spaces
+    share raises it too.
+    """

@@ -9,13 +9,14 @@ from __future__ import annotations
 import dataclasses
 from functools import lru_cache
 from importlib import resources
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from rayneas.errors import RayneasError
+from rayneas.spaces.common import GenotypeError
+from rayneas.spaces.mask import Mask, check_mask
 from rayneas.spaces.ops import Pooling, ReLUConvBN, ResNetBasicBlock, Zero, skip_connect
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -25,10 +26,7 @@ EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3
 NUM_EDGES = len(EDGES)
 NUM_ARCHS = len(OPS) ** NUM_EDGES  # 15,625
 SEARCH_OPS: tuple[str, ...] = OPS[1:]  # TE-NAS masks `none` out of the supernet from the start
-
-
-class GenotypeError(RayneasError, ValueError):
-    """A NAS-Bench-201 genotype string or index is malformed."""
+CELL_TYPES: tuple[str, ...] = ("cell",)  # every cell of the network shares one mask
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,12 +231,15 @@ class NB201Network(nn.Module):
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_prev, num_classes)
 
-    def set_live(self, live: Sequence[Sequence[str]]) -> None:
-        """Choose which of each edge's built ops are evaluated (the supernet's op mask)."""
+    def set_mask(self, mask: Mask) -> None:
+        """Evaluate only the built ops ``mask`` keeps live, in every cell (weights stay as they are)."""
+        check_mask(mask, CELL_TYPES, NUM_EDGES, OPS, "a NAS-Bench-201 network")
+        live = mask["cell"]
         for e, names in enumerate(live):
-            unknown = set(names) - set(self.edge_ops[e])
+            unknown = [op for op in names if op not in self.edge_ops[e]]
             if unknown:
-                raise GenotypeError(f"edge {e} has no op(s) {sorted(unknown)}; built ops: {self.edge_ops[e]}")
+                raise GenotypeError(f"mask cell edge {e}: this network has no op(s) {unknown} there (built: "
+                                    f"{list(self.edge_ops[e])}); build it with those ops or drop them from the mask")
         for cell in self.cells:
             if isinstance(cell, Cell):
                 cell.live = [[op for op in self.edge_ops[e] if op in names] for e, names in enumerate(live)]
@@ -262,43 +263,29 @@ def thin_network(edge_ops: Sequence[Sequence[str]], **kwargs) -> NB201Network:
     return NB201Network(edge_ops, C=1, N=1, use_stem=False, depth=1, in_channels=1, **kwargs)
 
 
-class OpMask:
-    """Which ops are still alive on each edge of the NAS-Bench-201 supernet."""
-
-    def __init__(self, live: Iterable[Iterable[str]] | None = None) -> None:
-        self.live: list[list[str]] = (
-            [list(SEARCH_OPS) for _ in EDGES] if live is None else [list(ops) for ops in live]
-        )
-        if len(self.live) != NUM_EDGES:
-            raise GenotypeError(f"a mask needs {NUM_EDGES} edges, got {len(self.live)}")
-        for ops in self.live:
-            for op in ops:
-                if op not in OP_INDEX:
-                    raise GenotypeError(f"unknown op {op!r} in mask; choose one of {', '.join(OPS)}")
-
-    def without(self, edge: int, op: str) -> "OpMask":
-        if op not in self.live[edge]:
-            raise GenotypeError(f"op {op!r} is not alive on edge {edge} (alive: {self.live[edge]})")
-        return OpMask([[o for o in ops if not (e == edge and o == op)] for e, ops in enumerate(self.live)])
-
-    def is_final(self) -> bool:
-        return all(len(ops) == 1 for ops in self.live)
-
-    def genotype(self) -> Genotype:
-        undecided = [e for e, ops in enumerate(self.live) if len(ops) != 1]
-        if undecided:
-            raise GenotypeError(f"edges {undecided} still have {[self.live[e] for e in undecided]} alive")
-        return Genotype(tuple(ops[0] for ops in self.live))
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, OpMask) and self.live == other.live
-
-    def __repr__(self) -> str:
-        return f"OpMask({self.live})"
+def search_mask(ops: Sequence[str] = SEARCH_OPS) -> Mask:
+    """Every op of ``ops`` live on every edge: where a TE-NAS search starts."""
+    return Mask.full(CELL_TYPES, NUM_EDGES, ops)
 
 
-def supernet(C: int = 3, N: int = 1, num_classes: int = 10, mask: OpMask | None = None, **kwargs) -> NB201Network:
-    """The TE-NAS supernet (all search ops built on every edge) restricted to ``mask``."""
+def mask_from_genotype(genotype: Genotype) -> Mask:
+    """The mask that makes the supernet compute ``genotype``: its one op live on each edge."""
+    return Mask.from_json({"cell": [[op] for op in genotype.ops]})
+
+
+def genotype_from_mask(mask: Mask) -> Genotype:
+    """The cell a fully pruned mask describes (one live op per edge), read without building a network."""
+    check_mask(mask, CELL_TYPES, NUM_EDGES, OPS, "the NAS-Bench-201 space")
+    live = mask["cell"]
+    undecided = [e for e, ops in enumerate(live) if len(ops) != 1]
+    if undecided:
+        raise GenotypeError(f"edges {undecided} have {[list(live[e]) for e in undecided]} live; a genotype needs "
+                            f"exactly one op per edge, so keep pruning")
+    return Genotype(tuple(ops[0] for ops in live))
+
+
+def supernet(C: int = 3, N: int = 1, num_classes: int = 10, mask: Mask | None = None, **kwargs) -> NB201Network:
+    """The TE-NAS supernet (all search ops built on every edge) restricted to ``mask`` (default: all live)."""
     net = NB201Network([list(SEARCH_OPS) for _ in EDGES], C, N, num_classes, **kwargs)
-    net.set_live((mask or OpMask()).live)
+    net.set_mask(mask or search_mask())
     return net

@@ -180,7 +180,7 @@ class SepConv(nn.Sequential):
 
 
 #: name -> builder(C, stride) for the eight DARTS ops, in DARTS's `PRIMITIVES`
-#: order (genotypes.py), which `rayneas.spaces.darts` uses as the op-mask column order.
+#: order (genotypes.py), which `rayneas.spaces.darts` keeps as the order of every supernet edge's ops.
 DARTS_OPS: dict[str, Callable[[int, int], nn.Module]] = {
     "none": lambda c, stride: Zero(c, c, stride),
     "max_pool_3x3": lambda c, stride: Pooling(c, c, stride, "max"),

@@ -1,11 +1,9 @@
 """The two spaces TE-NAS prunes, behind one interface: masks, rounds, networks, genotypes.
 
-A mask is plain JSON-able data, ``{cell type: [live op names per edge]}``
-(NB201 has the single cell type ``"cell"``), so it goes into task payloads,
-the resume state and the Parquet table unchanged. An empty op list is a cut
-edge (the DARTS edge rounds). The search loop only asks a space for the next
-round and the networks of a mask; everything specific to NB201 or DARTS lives
-here.
+A mask is the spaces' immutable `Mask` (cell type → live op names per edge;
+NB201 has the single cell type ``"cell"``); an empty op tuple is a cut edge
+(the DARTS edge rounds). The search loop only asks a space for the next round
+and the networks of a mask; everything specific to NB201 or DARTS lives here.
 """
 from __future__ import annotations
 
@@ -13,13 +11,12 @@ import abc
 import dataclasses
 from typing import Any, Literal, NamedTuple
 
-import torch
 from torch import nn
 
 from rayneas.spaces import darts, nb201
+from rayneas.spaces.mask import Mask
 from rayneas.tenas.config import NUM_CLASSES, SEARCH_OPS, TenasConfig
 
-Mask = dict[str, list[list[str]]]
 Phase = Literal["ops", "edges"]
 
 
@@ -41,21 +38,10 @@ class RoundPlan:
     quotas: dict[tuple[str, int], int]
 
 
-def without(mask: Mask, candidate: Candidate) -> Mask:
-    """The mask with ``candidate`` removed (a new object; masks are never mutated)."""
-    cell, edge, op = candidate
-    if op not in mask[cell][edge]:
-        raise ValueError(f"{op!r} is not alive on {cell} edge {edge} (alive: {mask[cell][edge]})")
-    return {c: [[o for o in ops if not (c == cell and e == edge and o == op)] for e, ops in enumerate(edges)]
-            for c, edges in mask.items()}
-
-
-def live_op_count(mask: Mask) -> int:
-    return sum(len(ops) for edges in mask.values() for ops in edges)
-
-
 def _op_round(mask: Mask, prune_number: int) -> RoundPlan | None:
     """Every live op of every edge that still has a choice; each edge prunes up to ``prune_number``."""
+    if mask.is_final():
+        return None
     candidates, groups, quotas = [], [], {}
     for cell, edges in mask.items():
         for edge, ops in enumerate(edges):
@@ -64,8 +50,6 @@ def _op_round(mask: Mask, prune_number: int) -> RoundPlan | None:
                 for op in ops:
                     candidates.append(Candidate(cell, edge, op))
                     groups.append((cell, edge))
-    if not candidates:
-        return None
     return RoundPlan("ops", tuple(candidates), tuple(groups), quotas)
 
 
@@ -135,21 +119,21 @@ class NB201Prunable(PrunableSpace):
         return NUM_CLASSES[self.dataset]
 
     def initial_mask(self) -> Mask:
-        return {"cell": [list(self.ops) for _ in nb201.EDGES]}
+        return nb201.search_mask(self.ops)
 
     def next_round(self, mask: Mask, prune_number: int, edges_per_node: int) -> RoundPlan | None:
         return _op_round(mask, prune_number)
 
     def kappa_net(self, mask: Mask) -> nn.Module:
-        return nb201.supernet(self.C, self.N, self.num_classes, mask=nb201.OpMask(mask["cell"]))
+        return nb201.supernet(self.C, self.N, self.num_classes, mask=mask)
 
     def regions_net(self, mask: Mask) -> nn.Module:
         net = nb201.thin_network([list(nb201.SEARCH_OPS) for _ in nb201.EDGES], num_classes=self.num_classes)
-        net.set_live(mask["cell"])
+        net.set_mask(mask)
         return net
 
     def genotype(self, mask: Mask) -> nb201.Genotype:
-        return nb201.OpMask(mask["cell"]).genotype()
+        return nb201.genotype_from_mask(mask)
 
     def genotype_text(self, genotype: nb201.Genotype) -> str:
         return genotype.to_string()
@@ -190,7 +174,7 @@ class DartsPrunable(PrunableSpace):
         return NUM_CLASSES[self.dataset]
 
     def initial_mask(self) -> Mask:
-        return {cell: [list(self.ops) for _ in darts.EDGES] for cell in darts.CELL_TYPES}
+        return Mask.full(darts.CELL_TYPES, darts.NUM_EDGES, self.ops)
 
     def next_round(self, mask: Mask, prune_number: int, edges_per_node: int) -> RoundPlan | None:
         plan = _op_round(mask, prune_number)
@@ -205,11 +189,9 @@ class DartsPrunable(PrunableSpace):
                     return RoundPlan("edges", candidates, (group,) * len(live), {group: len(live) - edges_per_node})
         return None
 
-    def _masked(self, net: darts.DartsSuperNet, mask: Mask) -> darts.DartsSuperNet:
-        op_mask = {cell: torch.tensor([[op in ops for op in darts.PRIMITIVES] for ops in edges])
-                   for cell, edges in mask.items()}
-        edge_mask = {cell: torch.tensor([bool(ops) for ops in edges]) for cell, edges in mask.items()}
-        net.set_masks(op_mask, edge_mask)
+    @staticmethod
+    def _masked(net: darts.DartsSuperNet, mask: Mask) -> darts.DartsSuperNet:
+        net.set_mask(mask)
         return net
 
     def kappa_net(self, mask: Mask) -> nn.Module:
@@ -221,7 +203,7 @@ class DartsPrunable(PrunableSpace):
                                                 in_channels=1), mask)
 
     def genotype(self, mask: Mask) -> darts.Genotype:
-        return self._masked(darts.DartsSuperNet(C=1, num_classes=self.num_classes, layers=2), mask).genotype()
+        return darts.genotype_from_mask(mask)
 
     def genotype_text(self, genotype: darts.Genotype) -> str:
         return darts.format_genotype(genotype)

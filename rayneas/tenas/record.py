@@ -96,7 +96,7 @@ class RunStore:
     def _resumed(self, cfg: TenasConfig) -> SearchState:
         if not self.state_path.is_file():
             raise RunDirError(f"cannot resume: {self.state_path} does not exist; run without --resume to start")
-        state = SearchState(**read_json(self.state_path))
+        state = _state_from_json(read_json(self.state_path))
         wanted = search_settings(cfg)
         if state.settings != wanted:
             diff = sorted(_diff_keys(state.settings, wanted))
@@ -105,7 +105,7 @@ class RunStore:
         return state
 
     def save(self, state: SearchState) -> None:
-        write_json_atomic(self.state_path, dataclasses.asdict(state))
+        write_json_atomic(self.state_path, {**dataclasses.asdict(state), "mask": state.mask.to_json()})
         write_parquet_atomic(self.dir / CANDIDATES, pa.Table.from_pylist(state.candidates, schema=CANDIDATE_SCHEMA))
 
     def write_result(self, result: dict) -> None:
@@ -113,7 +113,12 @@ class RunStore:
 
 
 def load_state(run_dir: Path) -> SearchState:
-    return SearchState(**read_json(Path(run_dir) / STATE))
+    return _state_from_json(read_json(Path(run_dir) / STATE))
+
+
+def _state_from_json(data: dict) -> SearchState:
+    """The mask is stored in its plain JSON form, as it always was, so old ``state.json`` files still load."""
+    return SearchState(**{**data, "mask": Mask.from_json(data["mask"])})
 
 
 def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:

@@ -19,7 +19,7 @@ from typing import Callable
 from rayneas.config import RunKind
 from rayneas.scoring import ScorerPool, ensure_ray
 from rayneas.tenas.config import TenasConfig
-from rayneas.tenas.prunable import Candidate, Mask, PrunableSpace, RoundPlan, live_op_count, make_space, without
+from rayneas.tenas.prunable import Candidate, Mask, PrunableSpace, RoundPlan, make_space
 from rayneas.tenas.rank import Score, choose_prunes, kappa_delta, rank_candidates, regions_delta
 from rayneas.tenas.record import RunStore, SearchState
 from rayneas.tenas.report import Board, RoundProgress, plot_run
@@ -52,7 +52,7 @@ def _score_round(pool: ScorerPool, cfg: TenasConfig, space: PrunableSpace, mask:
     repeats, mode = cfg.prune.repeats, cfg.prune.mode
     baseline = mask if mode == "reference" else None
     nets = [(mask, None, None, f"round {index + 1} supernet")] + [
-        (without(mask, c), i, baseline, f"round {index + 1} without {_name(space, c)}")
+        (mask.without(*c), i, baseline, f"round {index + 1} without {_name(space, c)}")
         for i, c in enumerate(candidates)]
     tasks = []
     for m, candidate, base, label in nets:
@@ -95,7 +95,7 @@ def prune_round(space: PrunableSpace, index: int, plan: RoundPlan, scores: Round
     )
     pruned = [plan.candidates[i] for i in chosen]
     for c in pruned:
-        state.mask = without(state.mask, c)
+        state.mask = state.mask.without(*c)
     return pruned
 
 
@@ -113,7 +113,7 @@ def _run_rounds(cfg: TenasConfig, space: PrunableSpace, store: RunStore, state: 
         pool.progress = progress = RoundProgress(index, phase, len(candidates), tasks)
         scores = _score_round(pool, cfg, space, state.mask, index, candidates)
         kappa, regions = _mean([s.kappa for s in scores.full]), _mean([s.regions for s in scores.full])
-        live = live_op_count(state.mask)
+        live = state.mask.live_op_count()
         state.trajectory.append({"round": index, "kappa": kappa, "regions": regions, "live_ops": live})
         board.round(index, kappa, regions, live, len(candidates), scores.seconds)
         if plan is None:
