@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+import ray
 import torch
 
 import rayneas.lookup
@@ -15,7 +16,9 @@ from rayneas.spaces import darts
 from rayneas.tenas.config import TenasConfig
 from rayneas.tenas.prunable import NB201Prunable, make_space
 from rayneas.tenas.rank import Score
+from rayneas.tenas.scorer import TenasScorer, shared_inputs
 from rayneas.tenas.search import run_tenas
+from rayneas.scoring.host import DEVICE_KEY
 
 TINY = {"inputs": {"batch_size": 4, "image_size": 8, "region_samples": 100, "region_batches": 1},
         "scoring": {"num_actors": 0}}
@@ -137,10 +140,20 @@ def test_darts_search_never_reads_the_accuracy_table(tmp_path, table_locked):
     assert table_locked == {"during": 0, "after": 0}
 
 
-def test_darts_real_op_round_and_edge_round_through_run_tenas(tmp_path):
-    """All 7 ops on every edge, 3 pruned per edge per round (the CIFAR-10 quota): 7 -> 4 -> 1, then edges."""
+@pytest.fixture
+def local_ray():
+    ray.init(address="local", num_cpus=2, include_dashboard=False)
+    yield
+    ray.shutdown()
+
+
+def test_darts_real_op_round_and_edge_round_through_run_tenas(tmp_path, local_ray):
+    """All 7 ops on every edge, 3 pruned per edge per round (the CIFAR-10 quota): 7 -> 4 -> 1, then edges.
+
+    On 2 Ray actors: the 308 op-round tasks are what a CI machine can afford only in parallel.
+    """
     cfg = tiny(space="darts", supernet={"C": 1}, inputs={"batch_size": 2, "image_size": 8, "region_samples": 20},
-               prune={"repeats": 1, "prune_number": 3, "max_rounds": 3})
+               prune={"repeats": 1, "prune_number": 3, "max_rounds": 3}, scoring={"num_actors": 2})
     summary = run_tenas(cfg, tmp_path)
     assert not summary["finished"] and summary["rounds"] == 3
     saved = json.loads((tmp_path / "state.json").read_text())
@@ -159,8 +172,25 @@ def test_darts_real_op_round_and_edge_round_through_run_tenas(tmp_path):
     resumed = run_tenas(from_dict(TenasConfig, {**json.loads(json.dumps(TINY)), "space": "darts",
                                                 "supernet": {"C": 1},
                                                 "inputs": {**TINY["inputs"], "batch_size": 2, "region_samples": 20},
-                                                "prune": {"repeats": 1, "prune_number": 3}}),
+                                                "prune": {"repeats": 1, "prune_number": 3}, "scoring": {"num_actors": 2}}),
                         tmp_path, resume=True)
     genotype = darts.parse_genotype(resumed["genotype"])
     assert len(genotype.normal) == len(genotype.reduce) == 8
     assert Path(tmp_path / "result.json").is_file()
+
+
+@pytest.mark.parametrize("space_name", ["nb201", "darts"])
+@pytest.mark.parametrize("mode", ["paper", "reference"])
+def test_a_worker_reusing_its_networks_scores_like_fresh_networks(space_name, mode):
+    cfg = tiny(space=space_name, prune={"repeats": 2, "mode": mode},
+               inputs={"batch_size": 2, "region_samples": 30},
+               supernet={"C": 1, "ops": ["skip_connect", "sep_conv_3x3", "max_pool_3x3"]} if space_name == "darts"
+               else {})
+    space = make_space(cfg)
+    mask = space.initial_mask()
+    pool = RecordingPool()
+    search._score_round(pool, cfg, space, mask, 0, space.next_round(mask, 1, 2).candidates[:3])
+    shared = {**shared_inputs(cfg), DEVICE_KEY: torch.device("cpu")}
+    reused = TenasScorer(space, mode)
+    for task in pool.tasks:
+        assert reused(task, shared) == TenasScorer(space, mode)(task, shared)

@@ -1,18 +1,20 @@
 """Redrawing a network's weights for one repeat of an indicator, reproducibly from a seed.
 
-κ and R vary strongly between initialisations, so TE-NAS averages repeats,
-each with fresh weights. Two modes:
+κ and R vary strongly between initialisations. Two ways to draw weights:
 
 - ``"paper"``: Kaiming-normal weights (ReLU gain) for convs and linears, zero
-  biases, norm layers at weight 1 / bias 0. The reference code draws the κ
-  network with ``fan_out`` (``fan="out"``) and the thin linear-region network
-  with ``fan_in`` (``fan="in"``).
-- ``"reference"``: each module's own ``reset_parameters()`` (PyTorch's default
-  init), which is what the public TE-NAS code ends up using, since its default
-  ``--init kaiming_uniform`` matches none of its init branches.
+  biases, norm layers at weight 1 / bias 0, with ``fan="out"`` for the κ
+  network and ``fan="in"`` for the thin linear-region network, as the
+  reference code's ``kaiming_norm_fanout`` / ``kaiming_norm_fanin`` branches.
+- ``"reference"``: each module's own ``reset_parameters()``, i.e. PyTorch's
+  default init, which is what the public TE-NAS code ends up running: its
+  launcher passes ``--init kaiming_normal``, and ``init_model`` has no branch
+  for ``kaiming_normal_fanout`` / ``_fanin``, so it never redraws anything.
 
-Both draw from a private generator, so the global torch RNG is untouched and
-the same seed gives bit-identical parameters and buffers ("paper" on any
+Which networks share a seed (per repeat, per round, per candidate) is the
+caller's schedule (`rayneas.tenas.scorer.init_seeds`), not this module's.
+Both modes draw from a private generator, so the global torch RNG is untouched
+and the same seed gives bit-identical parameters and buffers ("paper" on any
 device; "reference" on the same device).
 """
 from __future__ import annotations
@@ -83,5 +85,10 @@ def _reset(module: nn.Module, generator: torch.Generator) -> None:
     # our generator, restore them afterwards.
     devices = sorted({p.device.index or 0 for p in module.parameters(recurse=False) if p.is_cuda})
     with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(int(torch.randint(0, 2**62, (), generator=generator)))
+        seed = int(torch.randint(0, 2**62, (), generator=generator))
+        # Seed the generators in use directly: torch.manual_seed also queues a lazy seeding of every CUDA
+        # device, recording a stack trace each time, which made this 7x slower than "paper" init.
+        torch.default_generator.manual_seed(seed)
+        for index in devices:
+            torch.cuda.default_generators[index].manual_seed(seed)
         reset()

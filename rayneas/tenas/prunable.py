@@ -68,11 +68,13 @@ class PrunableSpace(abc.ABC):
 
     @abc.abstractmethod
     def kappa_net(self, mask: Mask) -> nn.Module:
-        """The supernet κ is computed on, every op built (so a mask never changes the init), ``mask`` live."""
+        """The supernet κ is computed on, every op built (so a mask never changes the init), ``mask`` live.
+
+        Scorers reuse it for later masks through its ``set_mask(mask)``."""
 
     @abc.abstractmethod
     def regions_net(self, mask: Mask) -> nn.Module:
-        """The thin 1-channel copy linear regions are counted on, every op built, ``mask`` live."""
+        """The thin 1-channel copy linear regions are counted on, every op built, ``mask`` live (``set_mask``)."""
 
     @abc.abstractmethod
     def genotype(self, mask: Mask) -> Any:
