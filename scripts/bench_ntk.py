@@ -27,20 +27,8 @@ from torch import nn
 
 from rayneas.data import image_batch
 from rayneas.indicators import init_weights, ntk_condition_number
+from rayneas.indicators.oracle import plain_loop_kappa
 from rayneas.spaces import nb201
-
-
-def plain_loop_kappa(model: nn.Module, x: torch.Tensor) -> float:
-    model.train()
-    out = model(x)
-    weights = [p for name, p in model.named_parameters() if name.endswith("weight")]
-    rows = []
-    for i in range(len(x)):
-        grads = torch.autograd.grad(out[i].sum(), weights, retain_graph=True, allow_unused=True)
-        rows.append(torch.cat([g.reshape(-1) for g in grads if g is not None]))
-    j = torch.stack(rows).double()
-    eigenvalues = torch.linalg.eigvalsh(j @ j.T)
-    return float(eigenvalues[-1] / eigenvalues[0])
 
 
 def build(arch: str, C: int, N: int) -> nn.Module:

@@ -22,67 +22,60 @@ so both give identical numbers).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-import torch
 from scipy.stats import kendalltau, rankdata
 
-from rayneas.indicators import count_linear_regions, init_weights, ntk_batch, ntk_condition_number, region_inputs
+from rayneas.config import from_dict
 from rayneas.lookup import load_table
 from rayneas.scoring import ScorerPool, ensure_ray
 from rayneas.spaces import nb201
+from rayneas.spaces.mask import Mask
+from rayneas.tenas.config import TenasConfig
+from rayneas.tenas.prunable import make_space
+from rayneas.tenas.scorer import ScoreTask, TenasScorer, init_seeds, shared_inputs
 
 DATASETS = {"cifar10": "cifar10_test", "cifar100": "cifar100_test", "imagenet16": "imagenet16_test"}
 PAPER_TAU = {"kappa": -0.42, "regions": 0.50, "rank_sum": -0.64}  # TE-NAS paper, NAS-Bench-201
 
 
-def stream_seed(seed: int, *keys: int) -> int:
-    """Independent 31-bit seeds per purpose (inputs, inits) and repeat."""
-    return int(np.random.SeedSequence(seed, spawn_key=keys).generate_state(1)[0] >> 1)
+def search_config(args: argparse.Namespace) -> TenasConfig:
+    """The TE-NAS settings these scores use, so cells are scored by the search's own `TenasScorer`."""
+    return from_dict(TenasConfig, {
+        "seed": args.seed, "dataset": "cifar10",
+        "inputs": {"source": args.source, "root": args.root, "batch_size": args.batch_size,
+                   "region_samples": args.region_samples, "region_batches": args.region_batches},
+        "prune": {"repeats": args.repeats, "mode": args.mode}, "supernet": {"C": args.C, "N": args.N}})
 
 
-@dataclasses.dataclass(frozen=True)
-class CellScorer:
-    """κ and R of one cell for every repeat; picklable, built once per Ray actor."""
+def cell_tasks(indices: list[int], cfg: TenasConfig) -> list[ScoreTask]:
+    """One task per (cell, repeat): the supernet masked to the cell (a `none` edge is a cut edge).
 
-    C: int
-    N: int
-    init: str
-    seed: int
-
-    def __call__(self, index: int, shared: Mapping[str, Any]) -> dict[str, list[float]]:
+    Every cell sees the same input batches in repeat r, and its own inits, so
+    cells differ only by architecture and weights.
+    """
+    tasks = []
+    for index in indices:
         genotype = nb201.from_index(index)
-        device = shared["device"]
-        kappas, regions = [], []
-        for r, (images, crops) in enumerate(zip(shared["ntk"], shared["regions"])):
-            init_seed = stream_seed(self.seed, 2, index, r)
-            net = init_weights(nb201.build(genotype, C=self.C, N=self.N), self.init, init_seed, fan="out")
-            kappas.append(ntk_condition_number(net.to(device), images, label=f"cell {index} {genotype}"))
-            thin = init_weights(nb201.thin_network([[op] for op in genotype.ops]), self.init, init_seed, fan="in")
-            regions.append(count_linear_regions(thin.to(device), list(crops)))
-        return {"kappa": kappas, "regions": regions}
-
-
-def shared_inputs(args: argparse.Namespace) -> dict[str, torch.Tensor]:
-    """Every cell sees the same batches in repeat r, so cells differ only by their architecture and init."""
-    ntk = [ntk_batch(args.batch_size, stream_seed(args.seed, 0, r), args.source, root=args.root)
-           for r in range(args.repeats)]
-    regions = [torch.stack(region_inputs(stream_seed(args.seed, 1, r), args.region_samples, args.region_batches,
-                                         args.source, args.root)) for r in range(args.repeats)]
-    return {"ntk": torch.stack(ntk), "regions": torch.stack(regions)}
+        mask = Mask.from_json({"cell": [[] if op == "none" else [op] for op in genotype.ops]})
+        for r in range(cfg.prune.repeats):
+            seeds = init_seeds(cfg.prune.mode, cfg.seed, index, r, candidate=None)
+            tasks.append(ScoreTask(mask, r, seeds.kappa, seeds.regions, f"cell {index} {genotype}, repeat {r}"))
+    return tasks
 
 
 def score_cells(args: argparse.Namespace, indices: list[int]) -> list[dict[str, list[float]]]:
+    cfg = search_config(args)
+    tasks = cell_tasks(indices, cfg)
     if args.num_actors > 0:
         ensure_ray(num_cpus=max(args.num_actors * args.threads, 1))
     start = time.perf_counter()
@@ -90,13 +83,16 @@ def score_cells(args: argparse.Namespace, indices: list[int]) -> list[dict[str, 
     def progress(done: int, total: int) -> None:
         if done % max(total // 20, 1) == 0 or done == total:
             elapsed = time.perf_counter() - start
-            print(f"  {done}/{total} cells, {elapsed:.0f} s, eta {elapsed / done * (total - done):.0f} s",
+            print(f"  {done}/{total} tasks, {elapsed:.0f} s, eta {elapsed / done * (total - done):.0f} s",
                   file=sys.stderr, flush=True)
 
-    factory = functools.partial(CellScorer, args.C, args.N, args.init, args.seed)
+    factory = functools.partial(TenasScorer, make_space(cfg), cfg.prune.mode)
     with ScorerPool(factory, num_actors=args.num_actors, threads_per_actor=args.threads,
-                    shared=shared_inputs(args), progress=progress) as pool:
-        return pool.score(indices)
+                    shared=shared_inputs(cfg), progress=progress) as pool:
+        scores = pool.score(tasks)
+    repeats = cfg.prune.repeats
+    return [{"kappa": [s.kappa for s in scores[i:i + repeats]], "regions": [s.regions for s in scores[i:i + repeats]]}
+            for i in range(0, len(scores), repeats)]
 
 
 def summarize(indices: list[int], results: list[dict[str, list[float]]], table: pa.Table) -> pa.Table:
@@ -176,7 +172,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=32, help="images per κ batch")
     parser.add_argument("--repeats", type=int, default=3, help="inits and input batches averaged per cell")
-    parser.add_argument("--init", choices=("paper", "reference"), default="paper")
+    parser.add_argument("--mode", choices=("paper", "reference"), default="paper",
+                        help="init schedule: paper (Kaiming per cell and repeat) or reference (PyTorch default)")
     parser.add_argument("--source", default="sample_images",
                         help="sample_images, gaussian, or cifar10/cifar100/imagenet16 (train split, needs --root)")
     parser.add_argument("--root", default=None, help="folder holding the dataset named by --source")
@@ -219,7 +216,7 @@ def main(argv: list[str] | None = None) -> pa.Table:
     plots = plot(scores, args.out)
 
     print(f"NAS-Bench-201, {args.num_archs} cells (seed {args.seed}), κ batch {args.batch_size}, "
-          f"{args.repeats} repeat(s), init {args.init}, inputs {args.source}; "
+          f"{args.repeats} repeat(s), mode {args.mode}, inputs {args.source}; "
           f"{int((~np.isfinite(scores.column('kappa').to_numpy())).sum())} cells with κ = inf; "
           f"{seconds:.0f} s on {max(args.num_actors, 1)} worker(s) × {args.threads} thread(s)")
     print(f"{'Kendall tau':16s}" + "".join(f"{d:>12s}" for d in DATASETS) + f"{'paper':>10s}")

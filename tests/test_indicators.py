@@ -26,28 +26,13 @@ from rayneas.indicators import (
     register_indicator,
 )
 from rayneas.indicators.linear_regions import pack_bits
+from rayneas.indicators.oracle import plain_loop_kappa
 from rayneas.indicators.ntk import used_weights
 from rayneas.indicators.registry import _REGISTRY
 from rayneas.spaces import nb201
 
 DISCONNECTED = "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|none~0|none~1|none~2|"
 BEST_C10 = 6111
-
-
-def plain_loop_kappa(model: nn.Module, x: torch.Tensor, train: bool = True) -> float:
-    """TE-NAS's own get_ntk_n, written out: backward per sample, read .grad of every *weight, float64 eig."""
-    model.train(train)
-    model.zero_grad()
-    logits = model(x)
-    rows = []
-    for i in range(len(x)):
-        logits[i:i + 1].backward(torch.ones_like(logits[i:i + 1]), retain_graph=True)
-        rows.append(torch.cat([p.grad.reshape(-1) for name, p in model.named_parameters()
-                               if name.endswith("weight") and p.grad is not None]))
-        model.zero_grad()
-    gram = torch.einsum("nc,mc->nm", *[torch.stack(rows).double()] * 2)
-    eigenvalues = torch.linalg.eigvalsh(gram)
-    return float(eigenvalues[-1] / eigenvalues[0])
 
 
 def masked_supernet(dtype: torch.dtype = torch.float32, seed: int = 0) -> nb201.NB201Network:

@@ -71,10 +71,9 @@ def sample_image_crops(n: int, size: int = 32, seed: int = 0, channels: int = 3,
     log-uniformly from the thumbnail side (``max(32, size)``) to the photo's
     height, area-averaged down to that side and rounded to uint8; ``size``
     below 32 then takes a random crop of the thumbnail, as `image_batch` does
-    for a dataset. Plain 32-pixel windows at the photos' own resolution were
-    the earlier default: they are mostly flat patches of sky or petal, with
-    near-duplicates that make the NTK near-singular, and ranked NAS-Bench-201
-    cells worse on every indicator (docs/indicators.md).
+    for a dataset. Plain 32-pixel windows at the photos' own resolution would
+    be mostly flat patches of sky or petal, with near-duplicates that make the
+    NTK near-singular (the comparison is in docs/indicators.md).
     """
     check_count(n)
     photos = _photos()

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from rayneas.indicators.registry import register_indicator
-from rayneas.indicators.state import device_of, train_mode
+from rayneas.nn_state import device_of, train_mode
 
 _BIT_WEIGHTS = torch.tensor([1, 2, 4, 8, 16, 32, 64, 128], dtype=torch.uint8)
 

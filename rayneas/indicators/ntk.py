@@ -6,19 +6,17 @@ in ``weight`` (biases excluded), Θ = J Jᵀ, κ = λmax / λmin, with Θ and it
 eigenvalues in float64. Because train-mode BatchNorm couples the samples, each
 row of J needs a backward pass through the whole batch.
 
-Speed (numbers in docs/indicators.md):
+Two ways to get J (their speed and accuracy are measured in docs/indicators.md):
 
 - ``method="loop"`` (CPU default): one ``autograd.grad`` per sample. On the
   CPU the inputs are made contiguous NCHW first: image batches built from
   numpy HWC arrays arrive channels_last, which sends every BatchNorm to
-  PyTorch's channels_last kernels: on an idle machine up to 15% faster, but
-  far less accurate (cell 6111's κ 3.3e-3 off its float64 value instead of
-  3.5e-6), enough to reorder candidates whose Δκ differ in the third decimal.
-  Running only the convolutions channels_last measured no faster end to end.
+  PyTorch's channels_last kernels, whose float32 sums are far less accurate,
+  enough to reorder candidates whose Δκ differ in the third decimal.
 - ``method="batched"`` (CUDA default): ``is_grads_batched`` pushes ``chunk_size``
-  cotangents through one vmapped backward, fewer and larger kernels. On the CPU
-  it is 1.4× slower than the loop (convolution, pooling and BatchNorm
-  backwards have no batching rule and fall back to a per-sample loop in vmap).
+  cotangents through one vmapped backward, fewer and larger kernels. On the
+  CPU, convolution, pooling and BatchNorm backwards have no batching rule and
+  fall back to a per-sample loop inside vmap, so the plain loop wins there.
 
 Only parameters the output actually depends on enter J: masked-out supernet
 ops add no columns of zeros, and no gradient is computed for them.
@@ -34,7 +32,7 @@ import torch
 from torch import nn
 
 from rayneas.indicators.registry import register_indicator
-from rayneas.indicators.state import device_of, train_mode
+from rayneas.nn_state import device_of, train_mode
 
 log = logging.getLogger(__name__)
 

@@ -16,19 +16,13 @@ import torch
 
 from rayneas.morph.arch import MorphError, deepened
 from rayneas.morph.noise import add_noise, check_noise
+from rayneas.nn_state import train_mode
 from rayneas.spaces.plain import MAX_LAYERS, ConvBlock, FcBlock, PlainCNN, make_block
 
 
 def _fit_identity_bn(net: PlainCNN, index: int, block: ConvBlock, batch: torch.Tensor) -> None:
-    was_training = net.training
-    saved = [(buffer, buffer.clone()) for buffer in net.buffers()]
-    net.train()  # batch statistics; the running ones are restored below
-    try:
+    with train_mode(net):  # batch statistics, as the layer will see in training; running ones restored after
         y = block.conv(net.activation(batch, index))
-    finally:
-        for buffer, value in saved:
-            buffer.copy_(value)
-        net.train(was_training)
     mean, var = y.mean(dim=(0, 2, 3)), y.var(dim=(0, 2, 3), correction=0)
     block.bn.running_mean.copy_(mean)
     block.bn.running_var.copy_(var)

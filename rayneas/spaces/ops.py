@@ -69,11 +69,11 @@ def _inverse_count(x: torch.Tensor) -> torch.Tensor:
 
 
 class _BoxAverage(torch.autograd.Function):
-    """avg_pool2d(3, 1, 1, count_include_pad=False), with a backward 6× faster on the CPU.
+    """avg_pool2d(3, 1, 1, count_include_pad=False), with a cheap backward on the CPU.
 
-    The NTK needs one backward per sample, and PyTorch's pooling backward was a
-    quarter of the κ time (docs/indicators.md). A zero-padded box sum is its own
-    adjoint, so the backward is the same two slice passes as the forward.
+    The NTK needs one backward per sample, and PyTorch's pooling backward is a
+    large share of the κ time (docs/indicators.md). A zero-padded box sum is its
+    own adjoint, so the backward is the same two slice passes as the forward.
     """
 
     generate_vmap_rule = True

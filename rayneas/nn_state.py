@@ -1,8 +1,9 @@
 """Running a model in train mode for a measurement without leaving a trace on it.
 
-Both indicators need train-mode BatchNorm (batch statistics, as TE-NAS does),
-and a train-mode forward updates running statistics; an indicator must not
-change the model it measures, so both are put back afterwards.
+The indicators need train-mode BatchNorm (batch statistics, as TE-NAS does),
+and so does Net2Deeper when it fits an identity BatchNorm to a batch; a
+train-mode forward updates running statistics, and neither may change the
+model it reads, so modes and buffers are put back afterwards.
 """
 from __future__ import annotations
 
