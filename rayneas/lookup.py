@@ -90,3 +90,19 @@ def lookup(arch: "str | int | nb201.Genotype", csv_path: str | Path | None = Non
     index = nb201.index_of(genotype)
     row = load_table(csv_path).slice(index, 1).to_pylist()[0]
     return Accuracies(index, row["arch"], row["cifar10_test"], row["cifar100_test"], row["imagenet16_test"])
+
+
+def best_accuracies(csv_path: str | Path | None = None) -> dict[str, tuple[float, int]]:
+    """Per dataset, the highest test accuracy in the benchmark and the index of the cell that has it.
+
+    No single cell is best on all three, so a search's result is put beside
+    three different cells: say so wherever these are printed.
+    """
+    table = load_table(csv_path)
+    best = {}
+    for name, column in (("CIFAR-10", "cifar10_test"), ("CIFAR-100", "cifar100_test"),
+                         ("ImageNet16-120", "imagenet16_test")):
+        values = table[column].to_numpy()
+        index = int(values.argmax())
+        best[name] = (float(values[index]), int(table["nb201_index"][index].as_py()))
+    return best
