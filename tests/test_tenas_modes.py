@@ -15,8 +15,7 @@ from rayneas.indicators import init_weights
 from rayneas.spaces import darts
 from rayneas.tenas.config import TenasConfig
 from rayneas.tenas.prunable import NB201Prunable, make_space
-from rayneas.tenas.rank import Score
-from rayneas.tenas.scorer import TenasScorer, shared_inputs
+from rayneas.tenas.scorer import TenasScorer, round_tasks, shared_inputs
 from rayneas.tenas.search import run_tenas
 from rayneas.scoring.host import DEVICE_KEY
 
@@ -34,25 +33,11 @@ def tiny(**sections) -> TenasConfig:
     return from_dict(TenasConfig, data)
 
 
-class RecordingPool:
-    """Stands in for the ScorerPool to see which tasks a round schedules (their numbers are not checked)."""
-
-    def __init__(self) -> None:
-        self.tasks = []
-
-    def score(self, tasks):
-        self.tasks.extend(tasks)
-        return [Score(100.0, 50, 50 if t.regions_baseline is not None else None) for t in tasks]
-
-
 def scheduled(mode: str, round_index: int) -> list:
     cfg = tiny(prune={"repeats": 3, "mode": mode})
     space = make_space(cfg)
     mask = space.initial_mask()
-    plan = space.next_round(mask, 1, 2)
-    pool = RecordingPool()
-    search._score_round(pool, cfg, space, mask, round_index, plan.candidates)
-    return pool.tasks
+    return round_tasks(cfg, space, mask, round_index, space.next_round(mask, 1, 2).candidates)
 
 
 def test_reference_mode_one_kappa_net_per_round_and_one_thin_net_per_candidate():
@@ -188,9 +173,8 @@ def test_a_worker_reusing_its_networks_scores_like_fresh_networks(space_name, mo
                else {})
     space = make_space(cfg)
     mask = space.initial_mask()
-    pool = RecordingPool()
-    search._score_round(pool, cfg, space, mask, 0, space.next_round(mask, 1, 2).candidates[:3])
+    tasks = round_tasks(cfg, space, mask, 0, space.next_round(mask, 1, 2).candidates[:3])
     shared = {**shared_inputs(cfg), DEVICE_KEY: torch.device("cpu")}
     reused = TenasScorer(space, mode)
-    for task in pool.tasks:
+    for task in tasks:
         assert reused(task, shared) == TenasScorer(space, mode)(task, shared)

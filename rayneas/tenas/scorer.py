@@ -21,7 +21,7 @@ from rayneas.indicators import count_linear_regions, init_weights, ntk_batch, nt
 from rayneas.scoring.host import DEVICE_KEY
 from rayneas.seeding import derive_seed
 from rayneas.tenas.config import Mode, TenasConfig
-from rayneas.tenas.prunable import Mask, PrunableSpace
+from rayneas.tenas.prunable import Candidate, Mask, PrunableSpace
 from rayneas.tenas.rank import Score
 
 NTK_KEY, REGIONS_KEY = "ntk_inputs", "region_inputs"
@@ -65,6 +65,30 @@ def init_seeds(mode: Mode, seed: int, round_index: int, repeat: int, candidate: 
         return InitSeeds(shared, shared)
     return InitSeeds(derive_seed(seed, 2, round_index), derive_seed(seed, 3, round_index, 0 if candidate is None
                                                                      else candidate + 1))
+
+
+def candidate_name(space: PrunableSpace, c: Candidate) -> str:
+    return f"{c.cell} {space.edge_label(c.edge)} {c.op}"
+
+
+def round_tasks(cfg: TenasConfig, space: PrunableSpace, mask: Mask, index: int,
+                candidates: tuple[Candidate, ...]) -> list[ScoreTask]:
+    """One task per (network, repeat): the supernet once per repeat, then every candidate.
+
+    In reference mode each candidate has its own thin network, so its task also
+    counts the supernet's R under that init (``regions_baseline``).
+    """
+    mode = cfg.prune.mode
+    baseline = mask if mode == "reference" else None
+    nets = [(mask, None, None, f"round {index + 1} supernet")] + [
+        (mask.without(*c), i, baseline, f"round {index + 1} without {candidate_name(space, c)}")
+        for i, c in enumerate(candidates)]
+    tasks = []
+    for m, candidate, base, label in nets:
+        for r in range(cfg.prune.repeats):
+            seeds = init_seeds(mode, cfg.seed, index, r, candidate)
+            tasks.append(ScoreTask(m, r, seeds.kappa, seeds.regions, f"{label}, repeat {r}", base))
+    return tasks
 
 
 def shared_inputs(cfg: TenasConfig) -> dict[str, torch.Tensor]:

@@ -23,15 +23,11 @@ from rayneas.tenas.prunable import Candidate, Mask, PrunableSpace, RoundPlan, ma
 from rayneas.tenas.rank import Score, choose_prunes, kappa_delta, rank_candidates, regions_delta
 from rayneas.tenas.record import RunStore, SearchState
 from rayneas.tenas.report import Board, RoundProgress, plot_run
-from rayneas.tenas.scorer import ScoreTask, TenasScorer, init_seeds, shared_inputs
+from rayneas.tenas.scorer import TenasScorer, candidate_name, round_tasks, shared_inputs
 
 
 def _mean(values: list[float]) -> float:
     return math.inf if any(math.isinf(v) for v in values) else math.fsum(values) / len(values)
-
-
-def _name(space: PrunableSpace, c: Candidate) -> str:
-    return f"{c.cell} {space.edge_label(c.edge)} {c.op}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,21 +40,8 @@ class RoundScores:
 
 def _score_round(pool: ScorerPool, cfg: TenasConfig, space: PrunableSpace, mask: Mask, index: int,
                  candidates: tuple[Candidate, ...]) -> RoundScores:
-    """One task per (network, repeat): the supernet once per repeat, then every candidate.
-
-    In reference mode each candidate has its own thin network, so its task also
-    counts the supernet's R under that init (``regions_baseline``).
-    """
-    repeats, mode = cfg.prune.repeats, cfg.prune.mode
-    baseline = mask if mode == "reference" else None
-    nets = [(mask, None, None, f"round {index + 1} supernet")] + [
-        (mask.without(*c), i, baseline, f"round {index + 1} without {_name(space, c)}")
-        for i, c in enumerate(candidates)]
-    tasks = []
-    for m, candidate, base, label in nets:
-        for r in range(repeats):
-            seeds = init_seeds(mode, cfg.seed, index, r, candidate)
-            tasks.append(ScoreTask(m, r, seeds.kappa, seeds.regions, f"{label}, repeat {r}", base))
+    repeats = cfg.prune.repeats
+    tasks = round_tasks(cfg, space, mask, index, candidates)
     started = time.perf_counter()
     results = pool.score(tasks)
     seconds = time.perf_counter() - started
@@ -124,7 +107,7 @@ def _run_rounds(cfg: TenasConfig, space: PrunableSpace, store: RunStore, state: 
         else:
             pruned = prune_round(space, index, plan, scores, cfg, state)
             summary = (f"round {index + 1} ({phase}): supernet κ={kappa:.4g}, R={regions:.1f}; {len(candidates)} "
-                       f"candidates in {scores.seconds:.1f} s; pruned {', '.join(_name(space, c) for c in pruned)}")
+                       f"candidates in {scores.seconds:.1f} s; pruned {', '.join(candidate_name(space, c) for c in pruned)}")
         state.rounds.append({"round": index, "phase": phase, "candidates": len(candidates), "seconds": scores.seconds,
                              "kappa_full": [s.kappa for s in scores.full],
                              "regions_full": [s.regions for s in scores.full],
