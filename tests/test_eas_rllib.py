@@ -24,6 +24,26 @@ def ray_local():
     ray.shutdown()
 
 
+@ray.remote(num_cpus=1)
+def start_in_a_worker(settings: dict) -> tuple[float, bool]:
+    """A fresh worker process's env: (start net accuracy, whether this worker trained the start net)."""
+    import gymnasium
+
+    env = gymnasium.make("rayneas_envs:rayneas/EAS-v0", **settings).unwrapped
+    accuracy = env.reset(seed=0)[1]["start_val_accuracy"]
+    return accuracy, env.evaluator.trained_start
+
+
+def test_the_start_net_is_trained_once_for_all_workers(ray_local, tmp_path):
+    from rayneas.eas.netpool import netpool_actor
+
+    settings = {"child": {"epochs": 2}, "netpool": str(tmp_path / "netpool.parquet")}
+    results = ray.get([start_in_a_worker.remote(settings) for _ in range(2)])
+    assert results[0][0] == results[1][0] and sorted(trained for _, trained in results) == [False, True]
+    records = ray.get(netpool_actor(settings["netpool"]).records.remote())
+    assert [r.accuracy for r in records] == [results[0][0]]  # one record: the start net's
+
+
 @pytest.mark.parametrize("num_env_runners", [0, 1])
 def test_ppo_trains_one_iteration(ray_local, tmp_path, num_env_runners):
     config = (

@@ -47,6 +47,7 @@ class ChildEvaluator:
         self.data = load_child_data(cfg.dataset, cfg.seed)
         self.pool = connect(cfg.netpool)
         self._start: tuple[bytes, float] | None = None
+        self.trained_start = False  # this process trained the start net (every other one loads it)
 
     def setting(self, role: str) -> str:
         """The NetPool setting of the start net (``start``) or of a child (``child``, ``surrogate``)."""
@@ -78,7 +79,7 @@ class ChildEvaluator:
             return net, None
         if self._start is None:
             cfg = self.cfg
-            record, _ = evaluate_once(
+            record, self.trained_start = evaluate_once(
                 self.pool, net.arch_string,
                 lambda: train_child(net, self.data, cfg.child, seed=cfg.seed, device=cfg.device,
                                     augment=self.data.augment),
