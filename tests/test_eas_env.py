@@ -167,11 +167,12 @@ def test_the_netpool_trains_the_start_net_once_and_keeps_child_weights(tmp_path)
     assert len(NetPoolStore(path)) == 3  # one start net, two children
 
 
-def test_the_yaml_config_is_what_the_env_takes():
+def test_the_yaml_config_is_what_the_env_takes(tmp_path):
     data = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "eas_digits.yaml").read_text())
-    cfg = from_dict(EASEnvConfig, data)
-    assert cfg.space == from_dict(EASEnvConfig, {}).space and cfg.space.start_net == DEMO_START
-    assert (cfg.episode.wider_steps, cfg.episode.deeper_steps, cfg.reward.mode) == (4, 5, "train")
+    env = make(tmp_path, **{k: v for k, v in data.items() if k != "netpool"})
+    assert env.cfg.space == from_dict(EASEnvConfig, {}).space and env.cfg.space.start_net == DEMO_START
+    assert (env.cfg.episode.wider_steps, env.cfg.episode.deeper_steps, env.cfg.reward.mode) == (4, 5, "train")
+    assert (env.cfg.child.finetune_epochs, env.cfg.child.finetune_lr) == (20, 0.02)  # docs/eas_env.md
     with pytest.raises(ConfigError, match="dataset.root: CIFAR-10 needs"):
         from_dict(EASEnvConfig, {"dataset": {"name": "cifar10"}})
 

@@ -5,6 +5,7 @@ The env runner process (num_env_runners=1) finds the env only through the
 """
 from __future__ import annotations
 
+import math
 import os
 
 import pytest
@@ -63,4 +64,4 @@ def test_ppo_trains_one_iteration(ray_local, tmp_path, num_env_runners):
     assert runners["num_episodes"] >= 1 and runners["episode_len_mean"] == EPISODE_STEPS
     # An untrained policy ignores the masks: its masked choices cost the no-op penalty, never a crash.
     assert runners["episode_return_mean"] > -EPISODE_STEPS
-    assert "total_loss" in str(result["learners"])
+    assert math.isfinite(result["learners"]["default_policy"]["total_loss"])  # the learner updated the module
