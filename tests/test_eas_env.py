@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -81,36 +82,53 @@ def test_bad_settings_fail_at_construction_naming_the_key(tmp_path):
         rayneas_envs.EASEnv(from_dict(EASEnvConfig, {}), seed=1)
 
 
-def test_masked_actions_raise_naming_step_choice_and_reason(tmp_path):
-    env = make(tmp_path, episode={"invalid_action": "error"}, **SURROGATE)
+NO_WIDER = {"wider": np.zeros(9, dtype=np.int64), "deeper": np.zeros(3, dtype=np.int64)}
+POOL = {"wider": np.eye(9, dtype=np.int64)[3], "deeper": np.zeros(3, dtype=np.int64)}  # layer 3 is a pool
+
+
+def deeper(block: int, position: int, kernel: int = 1) -> dict:
+    return {"wider": np.zeros(9, dtype=np.int64), "deeper": np.array([block, position, kernel])}
+
+
+# (valid actions first, the masked action, what is wrong with it); 1 wider + 2 deeper steps, max_layers 9
+MASKED = {
+    "wider on a pool layer": ([], POOL, "step 0 (wider): invalid action: widen layer 3: it is a pool layer"),
+    "position beyond the block": ([NO_WIDER], deeper(0, 3), "step 1 (deeper): invalid action: deepen block 0 "
+                                  "position 3: the block has only 1 layers"),
+    "deeper past max_layers": ([NO_WIDER, deeper(4, 0)], deeper(0, 0), "step 2 (deeper): invalid action: deepen: "
+                               "the network already has 9 layers, the maximum (max_layers=9)"),
+}
+
+
+@pytest.mark.parametrize("case", MASKED)
+@pytest.mark.parametrize("mode", ["error", "noop"])
+def test_a_masked_action_raises_or_is_a_noop_with_the_penalty(tmp_path, case, mode):
+    env = make(tmp_path, episode={"wider_steps": 1, "deeper_steps": 2, "invalid_action": mode},
+               space={"max_layers": 9}, reward={"mode": "surrogate", "invalid_penalty": -0.5})
     obs, _ = env.reset(seed=0)
-    wider = np.zeros(50, dtype=np.int64)
-    wider[1] = 1
-    with pytest.raises(ValueError, match=r"step 0 \(wider\): invalid action: widen layer 1: it is a pool layer"):
-        env.step({"wider": wider, "deeper": np.zeros(3, dtype=np.int64)})
-    assert env.net.arch_string == DEMO_START
-    env = make(tmp_path, episode={"invalid_action": "error", "wider_steps": 0}, **SURROGATE)
-    env.reset(seed=0)
-    with pytest.raises(ValueError, match=r"step 0 \(deeper\): invalid action: deepen block 0 position 3: the block "
-                                         r"has only 1 layers"):
-        env.step({"wider": np.zeros(50, dtype=np.int64), "deeper": np.array([0, 3, 1])})
+    before, bad, problem = MASKED[case]
+    for action in before:
+        obs, _, _, _, info = env.step(action)
+        assert "invalid_action" not in info
+    arch = env.net.arch_string
+    if mode == "error":
+        with pytest.raises(ValueError, match=re.escape(problem) + "; choose only what the observation's masks allow"):
+            env.step(bad)
+        assert env.net.arch_string == arch
+        return
+    obs, reward, done, _, info = env.step(bad)
+    assert info["arch"] == arch and info["invalid_action"] == problem
+    final = tan_reward(surrogate_accuracy(parse(arch))) if done else 0.0  # the last step still scores the child
+    assert reward == pytest.approx(-0.5 + final)
 
 
-def test_a_noop_leaves_the_net_and_pays_the_penalty_also_past_max_layers(tmp_path):
-    env = make(tmp_path, episode={"wider_steps": 1, "deeper_steps": 2}, space={"max_layers": 9},
-               reward={"mode": "surrogate", "invalid_penalty": -0.5})
-    env.reset(seed=0)
-    wider = np.zeros(9, dtype=np.int64)
-    wider[3] = 1  # a pool layer
-    obs, reward, done, _, info = env.step({"wider": wider, "deeper": np.zeros(3, dtype=np.int64)})
-    assert info["arch"] == DEMO_START and reward == -0.5 and "widen layer 3: it is a pool layer" in info["invalid_action"]
-    obs, reward, done, _, info = env.step({"wider": wider, "deeper": np.array([4, 0, 0])})  # fc after the fc: 9 layers
-    assert reward == 0 and "invalid_action" not in info and obs["length"] == 9
-    assert not obs["deeper_block_mask"].any() and not obs["deeper_position_mask"].any()
-    obs, reward, done, _, info = env.step({"wider": wider, "deeper": np.array([0, 0, 1])})
-    assert done and info["arch"] == DEMO_START + " fc-8"
-    assert "the network already has 9 layers, the maximum (max_layers=9)" in info["invalid_action"]
-    assert reward == pytest.approx(-0.5 + tan_reward(surrogate_accuracy(parse(info["arch"]))))
+def test_masks_close_deeper_choices_at_max_layers(tmp_path):
+    env = make(tmp_path, episode={"wider_steps": 1, "deeper_steps": 2}, space={"max_layers": 9}, **SURROGATE)
+    obs, _ = env.reset(seed=0)
+    assert obs["deeper_block_mask"].all()
+    env.step(NO_WIDER)
+    obs, *_ = env.step(deeper(4, 0))  # an fc after the fc: 9 layers
+    assert obs["length"] == 9 and not obs["deeper_block_mask"].any() and not obs["deeper_position_mask"].any()
 
 
 def test_a_default_episode_keeps_the_start_nets_function(tmp_path):
