@@ -52,6 +52,9 @@ class EASEnv(gym.Env):
     def __init__(self, config: EASEnvConfig | None = None, **settings: Any) -> None:
         if config is not None and settings:
             raise ConfigError(f"pass either config= or the settings {sorted(settings)} as keywords, not both")
+        if config is not None and not isinstance(config, EASEnvConfig):
+            raise ConfigError(f"config must be an EASEnvConfig, got {type(config).__name__}; pass a mapping of "
+                              "settings as keywords instead: EASEnv(**settings)")
         self.cfg = config if config is not None else from_dict(EASEnvConfig, settings)
         space = self.cfg.space
         self.schedule, self.max_layers = space.schedule(), space.max_layers
@@ -91,7 +94,9 @@ class EASEnv(gym.Env):
         if self.net is None or self._step >= self.total_steps:
             raise RuntimeError("the episode is over (or never started): call reset() first")
         if not self.action_space.contains(action):
-            raise ValueError(f"step {self._step}: action {action!r} is not in the action space {self.action_space}")
+            raise ValueError(f"step {self._step}: action {action!r} is not in the action space {self.action_space}; "
+                             "pass a dict of int arrays: 'wider' (one 0/1 per layer slot) and 'deeper' "
+                             "(block, position, kernel index)")
         phase = self._phase()
         problem = self._apply(phase, action)
         info: dict[str, Any] = {}

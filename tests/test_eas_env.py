@@ -80,6 +80,8 @@ def test_bad_settings_fail_at_construction_naming_the_key(tmp_path):
         make(tmp_path, space={"start_net": "conv-4-3 " + "pool conv-4-3 " * 5, "conv_widths": [4], "fc_widths": [8]})
     with pytest.raises(ConfigError, match="not both"):
         rayneas_envs.EASEnv(from_dict(EASEnvConfig, {}), seed=1)
+    with pytest.raises(ConfigError, match=r"config must be an EASEnvConfig, got dict; .* EASEnv\(\*\*settings\)"):
+        rayneas_envs.EASEnv({"seed": 1})
 
 
 NO_WIDER = {"wider": np.zeros(9, dtype=np.int64), "deeper": np.zeros(3, dtype=np.int64)}
@@ -138,6 +140,14 @@ def test_a_default_episode_keeps_the_start_nets_function(tmp_path):
         start = env.reset(seed=seed)[1]["start_val_accuracy"]
         assert len(parse(archs[-1])) == 8 + 5 and archs[-1] != DEMO_START
         assert start > 0.5 and abs(info["val_accuracy"] - start) < 1e-6  # scored with no training at all
+
+
+def test_default_fine_tuning_lifts_children_above_the_start_net(tmp_path):
+    # docs/eas_env.md measures 20 + 40 episodes; three keep the test fast
+    env = make(tmp_path)
+    start = env.reset(seed=0)[1]["start_val_accuracy"]
+    children = [play(env, seed)[2]["val_accuracy"] for seed in range(3)]
+    assert min(children) > start
 
 
 EPISODE = """

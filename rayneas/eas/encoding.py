@@ -55,7 +55,8 @@ class ArchEncoder:
                 f"fc {list(self.schedule.fc)}); use a start net whose widths are on those lists, or add the width"
             )
         if len(arch) > self.max_layers:
-            raise EncodingError(f"{len(arch)} layers exceed max_layers={self.max_layers}")
+            raise EncodingError(f"{len(arch)} layers exceed max_layers={self.max_layers}; raise max_layers or use "
+                                "a shorter network")
         if len(blocks(arch)) > NUM_BLOCKS:
             raise EncodingError(f"the network has {len(blocks(arch))} blocks (conv runs between pools, then the fc "
                                 f"part); the deeper action addresses at most {NUM_BLOCKS}: remove pool layers")
