@@ -202,8 +202,8 @@ def netpool_actor(path: str | Path | None, name: str | None = None, claim_timeou
 
     path = None if path is None else str(Path(path).resolve())
     name = name or netpool_name(path)
-    actor = _actor_class().options(name=name, get_if_exists=True, num_cpus=0,
-                              resources={HEAD_NODE_RESOURCE: 0.001}).remote(path, claim_timeout_s)
+    options = {"name": name, "get_if_exists": True, "num_cpus": 0, "resources": {HEAD_NODE_RESOURCE: 0.001}}
+    actor = _actor_class().options(**options).remote(path, claim_timeout_s)
     existing = ray.get(actor.storage.remote())
     if existing != path:
         raise ValueError(f"the NetPool actor {name!r} already exists with file {existing!r}, not {path!r}; "
