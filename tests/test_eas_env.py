@@ -71,6 +71,15 @@ def test_the_start_state_encodes_the_net_and_its_masks(tmp_path):
     assert (obs["phase"], obs["step"]) == (0, 0)
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("conv-4-3 conv-4-3 pool conv-4-3 fc-8 fc-8", [[0, 1], [3], [4, 5]]),
+    ("conv-4-3 pool pool conv-4-3 pool", [[0], [3]]),  # no empty blocks: nothing to deepen there
+    ("conv-4-3 fc-8", [[0], [1]]),
+])
+def test_blocks_are_conv_runs_between_pools_then_the_fc_part(text, expected):
+    assert blocks(parse(text)) == expected
+
+
 def test_bad_settings_fail_at_construction_naming_the_key(tmp_path):
     with pytest.raises(ConfigError, match="reward: unknown key 'mod'"):
         make(tmp_path, reward={"mod": "train"})
