@@ -26,12 +26,12 @@ import yaml
 
 from rayneas.config import from_dict
 from rayneas.data import digits_split
-from rayneas.eas.config import EASPlainConfig
+from rayneas.eas.config import EASEnvConfig
 from rayneas.eas.train import accuracy, train_child
 from rayneas.morph import deepen, widen
 from rayneas.spaces.plain import PlainCNN, WidthSchedule
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "eas_plain_digits.yaml"
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "eas_digits.yaml"
 
 
 def random_episode(net: PlainCNN, schedule: WidthSchedule, seed: int, batch: torch.Tensor, noise_wider: float,
@@ -60,7 +60,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    cfg = from_dict(EASPlainConfig, yaml.safe_load(args.config.read_text()))
+    cfg = from_dict(EASEnvConfig, yaml.safe_load(args.config.read_text()))
     schedule, start = cfg.space.schedule(), cfg.space.start_arch()
     parent_cfg = dataclasses.replace(cfg.child, epochs=args.parent_epochs)
     child_cfg = dataclasses.replace(cfg.child, epochs=args.child_epochs, lr=args.child_lr or cfg.child.lr)

@@ -1,5 +1,6 @@
 import dataclasses
 import os
+import subprocess
 import sys
 import time
 
@@ -10,7 +11,7 @@ import pytest
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 import ray  # noqa: E402
 
-from rayneas.eas.netpool import NetPoolStore, NetRecord, evaluate_once, netpool_actor  # noqa: E402
+from rayneas.eas.netpool import NetPoolStore, NetRecord, evaluate_once, netpool_actor, netpool_name  # noqa: E402
 
 ARCHS = [f"conv-{w}-3 pool fc-8" for w in (4, 8, 12, 16, 20, 24)]
 
@@ -73,6 +74,25 @@ def test_failed_training_releases_the_claim():
     assert evaluate_once(pool, "conv-4-3", boom) == (record, False)  # cached: boom is never called
 
 
+def test_settings_never_share_a_record_and_weights_persist(tmp_path):
+    path = tmp_path / "netpool.parquet"
+    pool = NetPoolStore(path)
+    a, _ = evaluate_once(pool, "conv-4-3", lambda: FakeResult(0.5), setting="lr=0.02", weights=lambda: b"A")
+    b, trained = evaluate_once(pool, "conv-4-3", lambda: FakeResult(0.7), setting="lr=0.005", weights=lambda: b"B")
+    assert trained and (a.accuracy, b.accuracy) == (0.5, 0.7)  # same arch, other setting: trained again
+    evaluate_once(pool, "conv-8-3", lambda: FakeResult(0.9), setting="lr=0.02")  # no weights kept
+    reloaded = NetPoolStore(path)
+    assert reloaded.weights("conv-4-3", "lr=0.02") == b"A" and reloaded.weights("conv-4-3", "lr=0.005") == b"B"
+    assert reloaded.weights("conv-8-3", "lr=0.02") is None
+    assert reloaded.best("lr=0.02") == a  # the most accurate record that can be exported
+    assert len(list((tmp_path / "netpool.weights").iterdir())) == 2
+
+
+def test_importing_the_pool_does_not_import_ray():
+    code = "import sys, rayneas.eas.netpool; assert 'ray' not in sys.modules, 'ray was imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_foreign_parquet_is_rejected(tmp_path):
     path = tmp_path / "other.parquet"
     pq.write_table(pa.table({"arch": ["conv-4-3"], "acc": [0.5]}), path)
@@ -128,10 +148,13 @@ def test_two_ray_workers_never_train_the_same_net_and_the_pool_survives_restart(
     assert all(r.accuracy == fake_result(r.arch).val_accuracy and r.parent == "start" for r in records)
 
     ray.kill(pool)  # a restarted search: a new actor loads the Parquet file
-    wait_until_gone("rayneas-netpool")
+    wait_until_gone(netpool_name(path))
     restarted = netpool_actor(path)
     assert sorted(ray.get(restarted.records.remote()), key=lambda r: r.arch) == sorted(records, key=lambda r: r.arch)
     assert ray.get(worker.remote(ARCHS, path)) == []  # nothing is trained again
+    other = netpool_actor(tmp_path / "another.parquet")  # another run's file: its own actor, its own records
+    assert ray.get(other.records.remote()) == [] and netpool_name(tmp_path / "another.parquet") != netpool_name(path)
     with pytest.raises(ValueError, match="already exists with file"):
-        netpool_actor(tmp_path / "another.parquet")
+        netpool_actor(tmp_path / "another.parquet", name=netpool_name(path))
     ray.kill(restarted)
+    ray.kill(other)

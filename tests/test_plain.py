@@ -5,7 +5,7 @@ import torch
 import yaml
 
 from rayneas.config import ConfigError, from_dict
-from rayneas.eas.config import EASPlainConfig
+from rayneas.eas.config import EASEnvConfig, PlainSpaceConfig
 from rayneas.spaces.plain import (
     DEMO_CONV_WIDTHS,
     DEMO_FC_WIDTHS,
@@ -19,7 +19,7 @@ from rayneas.spaces.plain import (
     to_string,
 )
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "eas_plain_digits.yaml"
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "eas_digits.yaml"
 
 
 @pytest.mark.parametrize("text", [DEMO_START, PAPER_START, "conv-16-3 pool conv-32-5 conv-32-1 fc-64 fc-10",
@@ -98,17 +98,17 @@ def test_width_schedule_steps_to_next_width_and_masks_the_last():
 
 
 def test_digits_config_validates():
-    cfg = from_dict(EASPlainConfig, yaml.safe_load(CONFIG.read_text()))
+    cfg = from_dict(EASEnvConfig, yaml.safe_load(CONFIG.read_text()))
     assert cfg.space.start_arch() == parse(DEMO_START)
     assert cfg.space.schedule() == WidthSchedule(DEMO_CONV_WIDTHS, DEMO_FC_WIDTHS)
     assert (cfg.child.epochs, cfg.child.lr, cfg.child.batch_size) == (20, 0.02, 64)
     assert (cfg.noise.wider, cfg.noise.deeper) == (0.01, 0.001)
 
 
-def test_defaults_are_paper_scale():
-    cfg = from_dict(EASPlainConfig, {})
-    assert cfg.space.conv_widths[-1] == 640 and cfg.space.fc_widths[-1] == 1280
-    assert cfg.space.start_net == PAPER_START
+def test_default_space_is_the_eas_codes_digits_demo():
+    # digits is the default dataset; CIFAR-10 configs spell out the paper-scale lists
+    space = from_dict(PlainSpaceConfig, {"max_layers": 20})
+    assert (space.start_net, space.conv_widths[-1], space.fc_widths[-1]) == (DEMO_START, 40, 80)
 
 
 @pytest.mark.parametrize("space, message", [
@@ -119,6 +119,6 @@ def test_defaults_are_paper_scale():
 ])
 def test_bad_space_config_names_the_key(space, message):
     with pytest.raises(ConfigError) as info:
-        from_dict(EASPlainConfig, {"space": space})
+        from_dict(EASEnvConfig, {"space": space})
     assert message in str(info.value)
 

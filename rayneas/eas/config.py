@@ -1,21 +1,26 @@
-"""Config sections of an EAS search in the plain-CNN space (see configs/eas_plain_digits.yaml).
+"""Config sections of EAS in the plain-CNN space (see configs/eas_digits.yaml).
 
-Defaults are the paper's settings: paper-scale width lists, children trained
-20 epochs with SGD (Nesterov 0.9, lr 0.02 cosine, wd 1e-4, batch 64), Net2Net
-noise 0.01 (wider) / 0.001 (deeper). The digits config swaps in the EAS
-code's small demo lists and start network.
+Training and noise defaults are the paper's: children trained 20 epochs with
+SGD (Nesterov 0.9, lr 0.02 cosine, wd 1e-4, batch 64), Net2Net noise 0.01
+(wider) / 0.001 (deeper). The space defaults to the EAS code's digits demo
+(start net and small width lists), because digits is the default dataset;
+CIFAR-10 wants the paper-scale lists (`PAPER_*` in `rayneas.spaces.plain`),
+given in the config.
 """
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Literal
 
 from rayneas.config import spec
 from rayneas.spaces.plain import (
+    DEMO_CONV_WIDTHS,
+    DEMO_FC_WIDTHS,
+    DEMO_START,
     MAX_LAYERS,
     PAPER_CONV_WIDTHS,
     PAPER_FC_WIDTHS,
-    PAPER_START,
     Arch,
     ArchError,
     WidthSchedule,
@@ -25,11 +30,12 @@ from rayneas.spaces.plain import (
 
 @dataclasses.dataclass
 class PlainSpaceConfig:
-    start_net: str = spec(PAPER_START, doc="the network every episode starts from, tokens separated by spaces")
-    conv_widths: list[int] = spec(default_factory=lambda: list(PAPER_CONV_WIDTHS),
-                                  doc="filter counts a widened conv steps through, increasing")
-    fc_widths: list[int] = spec(default_factory=lambda: list(PAPER_FC_WIDTHS),
-                                doc="unit counts a widened fc steps through, increasing")
+    start_net: str = spec(DEMO_START, doc="the network every episode starts from, tokens separated by spaces")
+    conv_widths: list[int] = spec(default_factory=lambda: list(DEMO_CONV_WIDTHS),
+                                  doc="filter counts a widened conv steps through, increasing (paper: "
+                                      f"{list(PAPER_CONV_WIDTHS)})")
+    fc_widths: list[int] = spec(default_factory=lambda: list(DEMO_FC_WIDTHS),
+                                doc=f"unit counts a widened fc steps through, increasing (paper: {list(PAPER_FC_WIDTHS)})")
     max_layers: int = spec(MAX_LAYERS, ge=1, le=MAX_LAYERS, doc="Net2Deeper stops at this many layers")
 
     def __post_init__(self) -> None:
@@ -51,12 +57,21 @@ class PlainSpaceConfig:
 
 @dataclasses.dataclass
 class ChildTrainConfig:
-    epochs: int = spec(20, ge=0, doc="training epochs per child network (paper: 20)")
+    epochs: int = spec(20, ge=0, doc="training epochs of a network trained from its init, e.g. the start net "
+                                     "(paper: 20)")
     lr: float = spec(0.02, gt=0, doc="initial learning rate, annealed to 0 by a per-step cosine")
     momentum: float = spec(0.9, ge=0, le=1)
     nesterov: bool = True
     weight_decay: float = spec(1e-4, ge=0)
     batch_size: int = spec(64, ge=1)
+    finetune_epochs: int = spec(20, ge=0, doc="epochs a child is trained from its parent's weights before it is "
+                                              "scored (paper: 20)")
+    finetune_lr: float = spec(0.02, gt=0, doc="initial lr of that fine-tuning; a restarted large lr can push a "
+                                              "morphed child below its parent (docs/eas_env.md)")
+
+    def finetune(self) -> "ChildTrainConfig":
+        """The settings `train_child` gets for fine-tuning a child."""
+        return dataclasses.replace(self, epochs=self.finetune_epochs, lr=self.finetune_lr)
 
 
 @dataclasses.dataclass
@@ -66,9 +81,52 @@ class MorphNoiseConfig:
 
 
 @dataclasses.dataclass
-class EASPlainConfig:
-    seed: int = 0
+class DatasetConfig:
+    name: Literal["digits", "cifar10"] = "digits"
+    root: Path | None = spec(None, doc="CIFAR-10 folder (cifar-10-batches-py or its parent); digits are bundled")
+    val_fraction: float | None = spec(None, gt=0, le=0.5, doc="share of the training images held out to score "
+                                      "children; default 0.2 for digits (digits_split), 0.1 for CIFAR-10 "
+                                      "(5,000 of 50,000, as EAS)")
+
+    def __post_init__(self) -> None:
+        if self.name == "cifar10" and self.root is None:
+            raise ValueError("dataset.root: CIFAR-10 needs the folder of its python-version batches; set "
+                             "dataset.root (https://www.cs.toronto.edu/~kriz/cifar.html)")
+        if self.name == "digits" and self.root is not None:
+            raise ValueError("dataset.root: digits ship with scikit-learn and read no folder; remove dataset.root")
+
+
+@dataclasses.dataclass
+class EpisodeConfig:
+    wider_steps: int = spec(4, ge=0, doc="Net2Wider steps per episode, each deciding every layer at once")
+    deeper_steps: int = spec(5, ge=0, doc="Net2Deeper steps after them, each inserting one identity layer")
+    invalid_action: Literal["error", "noop"] = spec("noop", doc="a masked choice raises ValueError (error) or "
+                                                    "leaves the network unchanged for reward.invalid_penalty (noop)")
+
+    def __post_init__(self) -> None:
+        if self.wider_steps + self.deeper_steps < 1:
+            raise ValueError("wider_steps + deeper_steps must be at least 1: an episode needs a step")
+
+
+@dataclasses.dataclass
+class RewardConfig:
+    mode: Literal["train", "surrogate"] = spec("train", doc="train: fine-tune the final child and reward "
+                                               "tan(val_acc * pi / 2) (the paper); surrogate: a cheap stand-in "
+                                               "for tests, a fixed function of widths and depth")
+    invalid_penalty: float = spec(-1.0, le=0, doc="reward of a step whose masked action was a no-op")
+
+
+@dataclasses.dataclass
+class EASEnvConfig:
+    """Everything `rayneas/EAS-v0` needs; the controller sections come with the RL search."""
+
+    seed: int = spec(0, doc="data split, start net init and training shuffles; episodes take reset(seed=...)")
+    dataset: DatasetConfig = dataclasses.field(default_factory=DatasetConfig)
     space: PlainSpaceConfig = dataclasses.field(default_factory=PlainSpaceConfig)
+    episode: EpisodeConfig = dataclasses.field(default_factory=EpisodeConfig)
+    reward: RewardConfig = dataclasses.field(default_factory=RewardConfig)
     child: ChildTrainConfig = dataclasses.field(default_factory=ChildTrainConfig)
     noise: MorphNoiseConfig = dataclasses.field(default_factory=MorphNoiseConfig)
-    netpool: Path | None = spec(None, doc="Parquet file of evaluated networks; a restarted search reloads it")
+    netpool: Path | None = spec(None, doc="Parquet file of evaluated networks (weights beside it); none: an "
+                                "in-memory pool per process, or per Ray job when Ray is initialized")
+    device: str = spec("cpu", doc="torch device the networks train on")

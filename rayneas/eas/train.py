@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import Protocol
+from typing import Callable, Protocol
 
 import torch
 from torch import nn
@@ -49,12 +49,16 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
 
 
 def train_child(model: nn.Module, data: TrainValData, cfg: ChildTrainConfig, *, seed: int,
-                device: str | torch.device = "cpu") -> TrainResult:
+                device: str | torch.device = "cpu",
+                augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None) -> TrainResult:
     """Train ``model`` in place on ``device`` for ``cfg.epochs`` epochs and score it on the validation split.
 
     SGD as in EAS (momentum, optional Nesterov, weight decay) with a cosine
     learning rate stepped every batch; a fresh optimizer each call, so a
     network morphed since its last training is handled correctly.
+    ``augment(batch, generator)`` transforms each training batch (e.g.
+    `rayneas.eas.data.cifar_plus`), drawing from the shuffling generator so
+    the run stays seeded.
     """
     if len(data.x_train) != len(data.y_train) or len(data.x_val) != len(data.y_val):
         raise ValueError(
@@ -81,7 +85,8 @@ def train_child(model: nn.Module, data: TrainValData, cfg: ChildTrainConfig, *, 
         losses = []
         for i in range(steps_per_epoch):
             batch = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-            loss = loss_fn(model(x[batch]), y[batch])
+            inputs = x[batch] if augment is None else augment(x[batch], gen)
+            loss = loss_fn(model(inputs), y[batch])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -1,0 +1,158 @@
+"""`rayneas/EAS-v0`: EAS as a Gymnasium environment whose actions are Net2Net transforms of a live network.
+
+An episode starts from the trained start network (`ChildEvaluator`), takes
+``episode.wider_steps`` Net2Wider steps, then ``episode.deeper_steps``
+Net2Deeper steps, each applied in place with `rayneas.morph`, so the child
+keeps its parent's trained weights; the last step scores the child.
+
+Actions are a Dict of MultiDiscrete parts (RLlib's default Catalog rejects
+MultiBinary); only the active phase's part is read:
+
+* ``wider``: MultiDiscrete([2] * max_layers), 1 = widen layer i to the next
+  width of its list;
+* ``deeper``: MultiDiscrete([5, 10, 3]) = (block, position in block, kernel
+  index into (1, 3, 5)); an identity layer is inserted after that layer.
+
+The observation carries the masks of valid choices; a masked choice raises
+(``invalid_action: error``) or is a no-op with a penalty (``noop``, the
+default, since an RL policy that ignores the masks must not crash a run).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from rayneas.config import ConfigError, from_dict
+from rayneas.eas.config import EASEnvConfig
+from rayneas.eas.encoding import (
+    BLOCK_POSITIONS,
+    NUM_BLOCKS,
+    ArchEncoder,
+    EncodingError,
+    deeper_choice,
+    wider_choice_error,
+)
+from rayneas.eas.evaluator import ChildEvaluator
+from rayneas.morph import deepen, widen
+from rayneas.spaces.common import count_parameters
+from rayneas.spaces.plain import KERNEL_SIZES
+
+BN_BATCH = 64  # training images that set a new identity conv's BatchNorm (the paper's batch)
+
+
+class EASEnv(gym.Env):
+    """Pass an `EASEnvConfig` or its sections as keywords (an RLlib ``env_config``), never both."""
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(self, config: EASEnvConfig | None = None, **settings: Any) -> None:
+        if config is not None and settings:
+            raise ConfigError(f"pass either config= or the settings {sorted(settings)} as keywords, not both")
+        if config is not None and not isinstance(config, EASEnvConfig):
+            raise ConfigError(f"config must be an EASEnvConfig, got {type(config).__name__}; pass a mapping of "
+                              "settings as keywords instead: EASEnv(**settings)")
+        self.cfg = config if config is not None else from_dict(EASEnvConfig, settings)
+        space = self.cfg.space
+        self.schedule, self.max_layers = space.schedule(), space.max_layers
+        self.encoder = ArchEncoder(self.schedule, self.max_layers)
+        try:
+            self.encoder.check(space.start_arch())
+        except EncodingError as exc:
+            raise ConfigError(f"space.start_net: {exc}") from None
+        self.evaluator = ChildEvaluator(self.cfg)
+        episode = self.cfg.episode
+        self.total_steps = episode.wider_steps + episode.deeper_steps
+        self.observation_space = spaces.Dict({
+            "arch": spaces.Box(0, self.encoder.num_tokens - 1, (self.max_layers,), np.int64),
+            "length": spaces.Discrete(self.max_layers + 1),
+            "phase": spaces.Discrete(2),  # 0 wider, 1 deeper
+            "step": spaces.Discrete(max(episode.wider_steps, episode.deeper_steps) + 1),  # step within the phase
+            "wider_mask": spaces.Box(0, 1, (self.max_layers,), np.float32),
+            "deeper_block_mask": spaces.Box(0, 1, (NUM_BLOCKS,), np.float32),
+            "deeper_position_mask": spaces.Box(0, 1, (NUM_BLOCKS, BLOCK_POSITIONS), np.float32),
+        })
+        self.action_space = spaces.Dict({
+            "wider": spaces.MultiDiscrete([2] * self.max_layers),
+            "deeper": spaces.MultiDiscrete([NUM_BLOCKS, BLOCK_POSITIONS, len(KERNEL_SIZES)]),
+        })
+        self.net = None
+        self._step = 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
+        super().reset(seed=seed)
+        # Morph draws (replicated units, noise, BN batches) come from the episode's seed.
+        self._gen = torch.Generator().manual_seed(int(self.np_random.integers(2**62)))
+        self.net, start_accuracy = self.evaluator.start_network()
+        self._step = 0
+        return self._observation(), {**self._describe(), "start_val_accuracy": start_accuracy}
+
+    def step(self, action: dict) -> tuple[dict, float, bool, bool, dict]:
+        if self.net is None or self._step >= self.total_steps:
+            raise RuntimeError("the episode is over (or never started): call reset() first")
+        if not self.action_space.contains(action):
+            raise ValueError(f"step {self._step}: action {action!r} is not in the action space {self.action_space}; "
+                             "pass a dict of int arrays: 'wider' (one 0/1 per layer slot) and 'deeper' "
+                             "(block, position, kernel index)")
+        phase = self._phase()
+        problem = self._apply(phase, action)
+        info: dict[str, Any] = {}
+        reward = 0.0
+        if problem is not None:
+            message = f"step {self._step} ({phase}): invalid action: {problem}"
+            if self.cfg.episode.invalid_action == "error":
+                raise ValueError(f"{message}; choose only what the observation's masks allow, or set "
+                                 "episode.invalid_action: noop")
+            reward, info["invalid_action"] = self.cfg.reward.invalid_penalty, message
+        self._step += 1
+        terminated = self._step == self.total_steps
+        if terminated:
+            score = self.evaluator.score(self.net)
+            reward += score.reward
+            info.update(val_accuracy=score.val_accuracy, netpool_hit=score.netpool_hit,
+                        train_seconds=score.train_seconds)
+        return self._observation(), reward, terminated, False, {**info, **self._describe()}
+
+    def _phase(self) -> str:
+        return "wider" if self._step < self.cfg.episode.wider_steps else "deeper"
+
+    def _apply(self, phase: str, action: dict) -> str | None:
+        """Transform the network in place; the reason instead (network untouched) if the choice is masked."""
+        if phase == "wider":
+            decisions = action["wider"]
+            problem = wider_choice_error(self.net.arch, self.schedule, decisions)
+            if problem is None:
+                for index in np.flatnonzero(decisions):
+                    width = self.schedule.next_width(self.net.arch[index])
+                    widen(self.net, int(index), width, rng=self._gen, noise=self.cfg.noise.wider)
+            return problem
+        block, position, kernel = (int(v) for v in action["deeper"])
+        choice = deeper_choice(self.net.arch, self.max_layers, block, position, kernel)
+        if isinstance(choice, str):
+            return choice
+        x = self.evaluator.data.x_train
+        batch = x[torch.randperm(len(x), generator=self._gen)[:BN_BATCH]]
+        deepen(self.net, choice[0], kernel=choice[1], batch=batch, rng=self._gen, noise=self.cfg.noise.deeper,
+               max_layers=self.max_layers)
+        return None
+
+    def _observation(self) -> dict[str, Any]:
+        arch = self.net.arch
+        block_mask, position_mask = self.encoder.deeper_masks(arch)
+        wider = self._phase() == "wider"
+        return {
+            "arch": self.encoder.encode(arch),
+            "length": np.int64(len(arch)),
+            "phase": np.int64(0 if wider else 1),
+            "step": np.int64(self._step if wider else self._step - self.cfg.episode.wider_steps),
+            "wider_mask": self.encoder.wider_mask(arch),
+            "deeper_block_mask": block_mask,
+            "deeper_position_mask": position_mask,
+        }
+
+    def _describe(self) -> dict[str, Any]:
+        return {"arch": self.net.arch_string, "params": count_parameters(self.net),
+                "reward_mode": self.cfg.reward.mode}

@@ -1,0 +1,107 @@
+"""The start network (trained once per run) and the scoring of children, both through the NetPool.
+
+Every episode starts from the same trained start network; training it in
+each env or env runner would multiply the run's most expensive step, so the
+first worker trains it and the pool hands its weights to the others. A child
+is scored once per architecture and setting (`NetRecord.setting`, built
+here from everything its score depends on); a network met again is looked up.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+
+import torch
+
+from rayneas.config import to_dict
+from rayneas.eas.config import EASEnvConfig
+from rayneas.eas.data import load_child_data
+from rayneas.eas.netpool import call, connect, evaluate_once
+from rayneas.eas.reward import SurrogateResult, surrogate_accuracy, tan_reward
+from rayneas.eas.train import train_child
+from rayneas.spaces.plain import PlainCNN
+
+
+def state_bytes(net: torch.nn.Module) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(net.state_dict(), buffer)
+    return buffer.getvalue()
+
+
+def load_state(net: torch.nn.Module, data: bytes) -> None:
+    net.load_state_dict(torch.load(io.BytesIO(data), map_location=next(net.parameters()).device, weights_only=True))
+
+
+@dataclasses.dataclass(frozen=True)
+class Score:
+    reward: float
+    val_accuracy: float
+    netpool_hit: bool  # the pool had this network: nothing was trained
+    train_seconds: float  # spent training in this call (0 on a hit)
+
+
+class ChildEvaluator:
+    def __init__(self, cfg: EASEnvConfig) -> None:
+        self.cfg = cfg
+        self.data = load_child_data(cfg.dataset, cfg.seed)
+        self.pool = connect(cfg.netpool)
+        self._start: tuple[bytes, float] | None = None
+        self.trained_start = False  # this process trained the start net (every other one loads it)
+
+    def setting(self, role: str) -> str:
+        """The NetPool setting of the start net (``start``) or of a child (``child``, ``surrogate``)."""
+        cfg = self.cfg
+        if role == "surrogate":
+            return json.dumps({"role": role})  # a function of the architecture alone
+        train = to_dict(cfg.child)
+        fields = {"role": role, "dataset": to_dict(cfg.dataset), "seed": cfg.seed}
+        if role == "start":
+            fields["train"] = {k: v for k, v in train.items() if not k.startswith("finetune")}
+        else:  # a child's score also depends on its parent and on the transforms' noise
+            fields.update(train=train, start_net=cfg.space.start_net, noise=to_dict(cfg.noise))
+        return json.dumps(fields, sort_keys=True)
+
+    def _fresh_start(self) -> PlainCNN:
+        space = self.cfg.space
+        net = PlainCNN(space.start_arch(), self.data.in_channels, self.data.num_classes, seed=self.cfg.seed,
+                       max_layers=space.max_layers)
+        return net.to(self.cfg.device)
+
+    def start_network(self) -> tuple[PlainCNN, float | None]:
+        """A new copy of the start network and its validation accuracy.
+
+        Trained (``child.epochs``) once per run through the pool; the
+        surrogate reward ignores weights, so there it stays untrained (None).
+        """
+        net = self._fresh_start()
+        if self.cfg.reward.mode == "surrogate":
+            return net, None
+        if self._start is None:
+            cfg = self.cfg
+            record, self.trained_start = evaluate_once(
+                self.pool, net.arch_string,
+                lambda: train_child(net, self.data, cfg.child, seed=cfg.seed, device=cfg.device,
+                                    augment=self.data.augment),
+                setting=self.setting("start"), weights=lambda: state_bytes(net))
+            weights = call(self.pool, "weights", record.arch, record.setting)
+            if weights is None:
+                raise RuntimeError(f"the NetPool ({cfg.netpool}) has a record of the start net {record.arch!r} but no "
+                                   "weights; point netpool at a new file or delete that one")
+            self._start = (weights, record.accuracy)
+        load_state(net, self._start[0])
+        return net, self._start[1]
+
+    def score(self, net: PlainCNN) -> Score:
+        """Reward of a finished child: fine-tuned and scored (``train``) or the surrogate, once per network."""
+        cfg, arch = self.cfg, net.arch_string
+        if cfg.reward.mode == "surrogate":
+            record, trained = evaluate_once(self.pool, arch, lambda: SurrogateResult(surrogate_accuracy(net.arch)),
+                                            parent=cfg.space.start_net, setting=self.setting("surrogate"))
+        else:
+            record, trained = evaluate_once(
+                self.pool, arch,
+                lambda: train_child(net, self.data, cfg.child.finetune(), seed=cfg.seed, device=cfg.device,
+                                    augment=self.data.augment),
+                parent=cfg.space.start_net, setting=self.setting("child"), weights=lambda: state_bytes(net))
+        return Score(tan_reward(record.accuracy), record.accuracy, not trained, record.seconds if trained else 0.0)
