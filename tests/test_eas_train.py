@@ -52,7 +52,7 @@ def test_training_is_seeded(digits):
         result = train_child(net, digits, quick(2), seed=seed)
         return result.train_loss, net.state_dict()
 
-    (loss_a, a), (loss_b, b), (loss_c, c) = run(0), run(0), run(1)
+    (loss_a, a), (loss_b, b), (loss_c, _) = run(0), run(0), run(1)
     assert loss_a == loss_b and all(torch.equal(a[k], b[k]) for k in a)
     assert loss_a != loss_c  # another seed shuffles differently
 

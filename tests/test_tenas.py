@@ -35,6 +35,8 @@ from rayneas.tenas.rank import (
 from rayneas.tenas.record import SearchState
 from rayneas.tenas.search import RoundScores, prune_round, run_tenas
 
+from helpers import tiny
+
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
@@ -171,20 +173,6 @@ def test_bad_config_names_the_problem(data, message):
 
 
 # --- whole searches (tiny settings) -----------------------------------------------------
-
-TINY = {"inputs": {"batch_size": 4, "image_size": 8, "region_samples": 100, "region_batches": 1},
-        "prune": {"repeats": 1}, "scoring": {"num_actors": 0}}
-
-
-def tiny(**sections) -> TenasConfig:
-    data = json.loads(json.dumps(TINY))
-    for key, value in sections.items():
-        if isinstance(value, dict):
-            data.setdefault(key, {}).update(value)
-        else:
-            data[key] = value
-    return from_dict(TenasConfig, data)
-
 
 def state(run_dir: Path) -> dict:
     return json.loads((run_dir / "state.json").read_text())

@@ -19,19 +19,7 @@ from rayneas.tenas.scorer import TenasScorer, round_tasks, shared_inputs
 from rayneas.tenas.search import run_tenas
 from rayneas.scoring.host import DEVICE_KEY
 
-TINY = {"inputs": {"batch_size": 4, "image_size": 8, "region_samples": 100, "region_batches": 1},
-        "scoring": {"num_actors": 0}}
-
-
-def tiny(**sections) -> TenasConfig:
-    data = json.loads(json.dumps(TINY))
-    for key, value in sections.items():
-        if isinstance(value, dict):
-            data.setdefault(key, {}).update(value)
-        else:
-            data[key] = value
-    return from_dict(TenasConfig, data)
-
+from helpers import TINY, tiny
 
 def scheduled(mode: str, round_index: int) -> list:
     cfg = tiny(prune={"repeats": 3, "mode": mode})
