@@ -60,7 +60,7 @@ class PruneConfig:
 
 @dataclasses.dataclass
 class SupernetConfig:
-    """The κ network; the linear-region network is always the thin C=1 copy (see DESIGN.md)."""
+    """The κ network; the linear-region network is always the thin C=1 copy (see docs/design.md)."""
 
     C: int = spec(3, ge=1, doc="channels of the first stage (NB201 3, DARTS 1)")
     N: int = spec(1, ge=1, doc="cells per stage (NB201); DARTS always uses its two-cell network")
