@@ -28,6 +28,7 @@ from torch import nn
 from rayneas.data import image_batch
 from rayneas.indicators import init_weights, ntk_condition_number
 from rayneas.indicators.oracle import plain_loop_kappa
+from rayneas.scoring.host import use_deterministic_kernels
 from rayneas.spaces import nb201
 
 
@@ -52,10 +53,14 @@ def main() -> None:
     parser.add_argument("--method", default="auto", choices=("auto", "loop", "batched"))
     parser.add_argument("--chunk-size", type=int, default=None)
     parser.add_argument("--float64", action="store_true", help="also compute κ of a float64 copy as reference")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="CUDA: deterministic kernels, as the scorer's workers use (rayneas.scoring.host)")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if args.deterministic:
+        use_deterministic_kernels(device)
     model = init_weights(build(args.arch, args.C, args.N), "paper", args.seed, fan="out").to(device)
     x = image_batch(args.source, args.batch, args.seed).to(device)
     weights = sum(p.numel() for name, p in model.named_parameters() if name.endswith("weight"))

@@ -12,8 +12,10 @@ threads, so their scores must agree bit for bit; the script checks that.
 alike; it reports best against best and the median of the trials' ratios. The
 CPU seconds the actors used, over the wall time, show how many cores they got.
 
-``--device cuda`` instead scores the same round in this process on that device
-(no Ray needed), serially, for a GPU figure to set beside the CPU ones.
+``--device cuda`` instead scores the same round twice in this process on that
+device (no Ray needed), serially, for a GPU figure to set beside the CPU ones,
+and checks the two runs agree (``--nondeterministic`` keeps PyTorch's default
+CUDA kernels, to measure what the scorer's deterministic ones cost).
 
     python scripts/bench_scoring.py                     # 75 tasks, batch 72, 1 vs 2 actors
     python scripts/bench_scoring.py --repeats 1 --batch 32
@@ -73,15 +75,20 @@ def timed_round(actors: int, cfg: TenasConfig, tasks: list[ScoreTask], shared: d
     return Timing(ready - started, wall, sum(cpu for _, cpu in results), [score for score, _ in results])
 
 
-def on_device(device: str, cfg: TenasConfig, tasks: list[ScoreTask], shared: dict) -> Timing:
-    host = ScorerHost(functools.partial(TimedScorer, make_space(cfg), cfg.prune.mode), shared, torch.device(device))
+def on_device(device: str, cfg: TenasConfig, tasks: list[ScoreTask], shared: dict, deterministic: bool) -> list[Timing]:
+    """The round twice in this process, so the two can be compared for equal scores."""
+    host = ScorerHost(functools.partial(TimedScorer, make_space(cfg), cfg.prune.mode), shared, torch.device(device),
+                      deterministic=deterministic)
     host(tasks[0])  # builds the networks and warms the kernels, as an actor's first task does
-    if host.device.type == "cuda":
-        torch.cuda.synchronize()
-    started = time.perf_counter()
-    results = [host(task) for task in tasks]
-    wall = time.perf_counter() - started
-    return Timing(0.0, wall, sum(cpu for _, cpu in results), [score for score, _ in results])
+    timings = []
+    for _ in range(2):
+        if host.device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        results = [host(task) for task in tasks]
+        wall = time.perf_counter() - started
+        timings.append(Timing(0.0, wall, sum(cpu for _, cpu in results), [score for score, _ in results]))
+    return timings
 
 
 def main() -> None:
@@ -93,6 +100,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=1, help="alternating runs of each pool; the best time counts")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="score serially on this torch device instead (e.g. cuda)")
+    parser.add_argument("--nondeterministic", action="store_true",
+                        help="with --device cuda: keep PyTorch's default kernels (to measure what determinism costs)")
     args = parser.parse_args()
 
     cfg = from_dict(TenasConfig, {"seed": args.seed, "inputs": {"batch_size": args.batch},
@@ -106,8 +115,11 @@ def main() -> None:
           f"round 1: {len(tasks)} tasks (κ batch {args.batch} + R), {args.repeats} repeat(s), {args.mode} mode",
           flush=True)
     if args.device:
-        t = on_device(args.device, cfg, tasks, shared)
-        print(f"{args.device}, serial: {t.wall:.2f} s ({t.wall / len(tasks):.3f} s per task)", flush=True)
+        first, second = on_device(args.device, cfg, tasks, shared, not args.nondeterministic)
+        kernels = "default (nondeterministic) kernels" if args.nondeterministic else "deterministic kernels"
+        for t in (first, second):
+            print(f"{args.device}, serial, {kernels}: {t.wall:.2f} s ({t.wall / len(tasks):.3f} s per task)")
+        print(f"scores identical in both runs: {first.scores == second.scores}")
         return
 
     from rayneas.scoring import ensure_ray

@@ -68,6 +68,17 @@ def test_channels_last_batches_are_measured_as_contiguous_ones(images):
         ntk_condition_number(net, images)
 
 
+@pytest.mark.parametrize("method", ["loop", "batched"])
+def test_every_method_feeds_the_model_a_contiguous_batch(images, method):
+    # On CUDA the batched backward's vmap raises on channels_last tensors (seen on an H200), so the
+    # contiguity must not depend on the device: check what the network itself receives.
+    seen = []
+    net = masked_supernet()
+    net.register_forward_pre_hook(lambda module, args: seen.append(args[0].is_contiguous()))
+    ntk_condition_number(net, images[:4].contiguous(memory_format=torch.channels_last), method=method)
+    assert seen == [True]
+
+
 @pytest.mark.parametrize("method,chunk_size", [("loop", None), ("batched", None), ("batched", 3)])
 def test_every_method_computes_the_definition_float64(images, method, chunk_size):
     net = masked_supernet(torch.float64)

@@ -8,11 +8,12 @@ row of J needs a backward pass through the whole batch.
 
 Two ways to get J (their speed and accuracy are measured in docs/indicators.md):
 
-- ``method="loop"`` (CPU default): one ``autograd.grad`` per sample. On the
-  CPU the inputs are made contiguous NCHW first: image batches built from
-  numpy HWC arrays arrive channels_last, which sends every BatchNorm to
+- ``method="loop"`` (CPU default): one ``autograd.grad`` per sample. The
+  inputs are made contiguous NCHW first: image batches built from numpy HWC
+  arrays arrive channels_last, which on the CPU sends every BatchNorm to
   PyTorch's channels_last kernels, whose float32 sums are far less accurate,
-  enough to reorder candidates whose Δκ differ in the third decimal.
+  enough to reorder candidates whose Δκ differ in the third decimal (and on
+  CUDA the batched backward's vmap rejects channels_last tensors outright).
 - ``method="batched"`` (CUDA default): ``is_grads_batched`` pushes ``chunk_size``
   cotangents through one vmapped backward, fewer and larger kernels. On the
   CPU, convolution, pooling and BatchNorm backwards have no batching rule and
@@ -58,11 +59,11 @@ def ntk_jacobian(model: nn.Module, inputs: torch.Tensor, *, chunk_size: int | No
     """J, B × P: row i is d model(inputs)[i].sum() / d (used weights), in the model's dtype and device."""
     _check_arguments(inputs, chunk_size, method)
     device = device_of(model)
-    x = inputs.to(device)
+    # Contiguous NCHW on every device: channels_last batches (image batches built from HWC arrays) make the
+    # CPU's BatchNorm kernels far less accurate, and the batched backward's vmap cannot take them on CUDA.
+    x = inputs.to(device).contiguous()
     if method == "auto":
         method = "loop" if device.type == "cpu" else "batched"
-    if device.type == "cpu":
-        x = x.contiguous()
     with train_mode(model):
         out = model(x)
         if not isinstance(out, torch.Tensor) or out.dim() == 0 or out.shape[0] != x.shape[0]:

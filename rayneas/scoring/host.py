@@ -7,6 +7,7 @@ this module, and they run in processes that need not schedule anything.
 """
 from __future__ import annotations
 
+import os
 from types import MappingProxyType
 from typing import Any, Callable, Mapping, Protocol
 
@@ -32,10 +33,38 @@ def select_device(has_gpu: bool) -> torch.device:
     return torch.device("cuda") if has_gpu and torch.cuda.is_available() else torch.device("cpu")
 
 
-class ScorerHost:
-    """A scorer and its device-placed shared inputs."""
+def use_deterministic_kernels(device: torch.device) -> None:
+    """Make this process's CUDA kernels deterministic and full float32, so a seed gives the same numbers.
 
-    def __init__(self, factory: Callable[[], Scorer], shared: Mapping[str, Any], device: torch.device) -> None:
+    cuDNN's convolution backward and cuBLAS's split reductions sum in a
+    varying order by default: on an H200 the same κ came out different in the
+    6th digit run after run, enough to reorder candidates whose Δκ tie at 3
+    decimals. cuDNN also runs float32 convolutions in TF32 by default, which
+    put κ 2.6e-3 off its float64 value there (the CPU: 2.4e-5). The CPU
+    kernels are deterministic and full precision already.
+    """
+    if device.type != "cuda":
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS first starts in this process
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+class ScorerHost:
+    """A scorer and its device-placed shared inputs.
+
+    ``deterministic`` (default) switches a CUDA worker to deterministic
+    kernels (`use_deterministic_kernels`); benchmarks turn it off to measure
+    what that costs.
+    """
+
+    def __init__(self, factory: Callable[[], Scorer], shared: Mapping[str, Any], device: torch.device,
+                 deterministic: bool = True) -> None:
+        if deterministic:
+            use_deterministic_kernels(device)
         view = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in shared.items()}
         view[DEVICE_KEY] = device
         self.device = device
