@@ -13,7 +13,7 @@ import types
 import typing
 from pathlib import Path
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Literal, Mapping, Protocol, Sequence, TypeVar, Union, get_args, get_origin
+from typing import Any, Callable, Literal, Mapping, Protocol, Sequence, TypeVar, Union, get_args, get_origin
 
 import yaml
 
@@ -87,27 +87,26 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{path}: expected a mapping, got {value!r}")
         return dict(value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{path}: expected true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{path}: expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{path}: expected a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{path}: expected a string, got {value!r}")
-        return value
-    if tp is Path:
-        if not isinstance(value, (str, Path)):
-            raise ConfigError(f"{path}: expected a path, got {value!r}")
-        return Path(value)
+    if tp in _SCALARS:
+        accepts, expected, build = _SCALARS[tp]
+        if not accepts(value):
+            raise ConfigError(f"{path}: expected {expected}, got {value!r}")
+        return build(value)
     raise ConfigError(f"{path}: unsupported field type {_type_name(tp)}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)  # YAML's true is no number
+
+
+#: Leaf types: (accepts the YAML value?, what to call it in an error, the stored value).
+_SCALARS: dict[Any, tuple[Callable[[Any], bool], str, Callable[[Any], Any]]] = {
+    bool: (lambda v: isinstance(v, bool), "true or false", bool),
+    int: (lambda v: _is_number(v) and isinstance(v, int), "an integer", int),
+    float: (_is_number, "a number", float),
+    str: (lambda v: isinstance(v, str), "a string", str),
+    Path: (lambda v: isinstance(v, (str, Path)), "a path", Path),
+}
 
 
 def _check_bounds(field: dataclasses.Field, value: Any, path: str) -> None:

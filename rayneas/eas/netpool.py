@@ -51,15 +51,10 @@ class NetRecord:
     setting: str = ""  # what else the result depends on (dataset, seed, training settings)
 
 
-SCHEMA = pa.schema([
-    ("arch", pa.string()),
-    ("accuracy", pa.float64()),
-    ("epochs", pa.int64()),
-    ("seconds", pa.float64()),
-    ("parent", pa.string()),
-    ("setting", pa.string()),
-    ("weights_file", pa.string()),
-])
+_ARROW_TYPES = {"str": pa.string(), "str | None": pa.string(), "float": pa.float64(), "int": pa.int64()}
+#: The Parquet file's columns: every `NetRecord` field, then where the record's weights are kept.
+SCHEMA = pa.schema([(f.name, _ARROW_TYPES[f.type]) for f in dataclasses.fields(NetRecord)]
+                   + [("weights_file", pa.string())])
 
 Key = tuple[str, str]  # (setting, arch)
 

@@ -21,26 +21,17 @@ from rayneas.tenas.config import TenasConfig, search_settings
 from rayneas.tenas.prunable import Mask
 
 STATE, CANDIDATES, RESULT, CONFIG = "state.json", "candidates.parquet", "result.json", "config.json"
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: prune.mode / kappa_aggregate settings, regions_baseline column
 
-#: One row per candidate per round; ``kappa``/``regions`` hold the per-repeat values of the pruned net.
+#: One row per candidate per round: where it is (round, phase, cell, edge, node, op), its deltas and
+#: ranks, whether it was pruned, and the per-repeat κ and R of the pruned net (and, in reference mode,
+#: ``regions_baseline``: each candidate's own unpruned R per repeat).
 CANDIDATE_SCHEMA = pa.schema([
-    ("round", pa.int32()),
-    ("phase", pa.string()),
-    ("cell", pa.string()),
-    ("edge", pa.int32()),
-    ("edge_label", pa.string()),
-    ("node", pa.int32()),
-    ("op", pa.string()),
-    ("dkappa", pa.float64()),
-    ("dregions", pa.float64()),
-    ("kappa_rank", pa.int32()),
-    ("regions_rank", pa.int32()),
-    ("rank_sum", pa.int32()),
-    ("pruned", pa.bool_()),
-    ("kappa", pa.list_(pa.float64())),
-    ("regions", pa.list_(pa.int64())),
-    ("regions_baseline", pa.list_(pa.int64())),  # reference mode: each candidate's own unpruned R per repeat
+    ("round", pa.int32()), ("phase", pa.string()), ("cell", pa.string()), ("edge", pa.int32()),
+    ("edge_label", pa.string()), ("node", pa.int32()), ("op", pa.string()),
+    ("dkappa", pa.float64()), ("dregions", pa.float64()),
+    ("kappa_rank", pa.int32()), ("regions_rank", pa.int32()), ("rank_sum", pa.int32()), ("pruned", pa.bool_()),
+    ("kappa", pa.list_(pa.float64())), ("regions", pa.list_(pa.int64())), ("regions_baseline", pa.list_(pa.int64())),
 ])
 
 
