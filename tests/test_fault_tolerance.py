@@ -176,6 +176,18 @@ def test_resume_accepts_the_same_data_moved_and_refuses_other_data(stopped, tmp_
     assert run_tenas(cfg, stopped, resume=True)["rounds"] == 2
 
 
+def test_resume_continues_a_state_saved_before_threads_device_and_digest_were_recorded(tmp_path):
+    tiny = {"batch_size": 4, "image_size": 8, "region_samples": 50, "region_batches": 1}
+    run_tenas(small(inputs=tiny, prune={"repeats": 1, "max_rounds": 1}, scoring={"num_actors": 0}), tmp_path)
+    saved = state(tmp_path)
+    old = {k: v for k, v in saved["settings"].items() if k not in ("scoring", "inputs_digest")}
+    old["inputs"] = {**old["inputs"], "root": None}
+    (tmp_path / "state.json").write_text(json.dumps({**saved, "settings": old, "version": 1}))
+    resumed = run_tenas(small(inputs=tiny, prune={"repeats": 1, "max_rounds": 2}, scoring={"num_actors": 0}),
+                        tmp_path, resume=True)
+    assert resumed["rounds"] == 2
+
+
 def _write_cifar10_train(root: Path, seed: int = 0) -> None:
     """The five CIFAR-10 training batches as distributed, 20 random images each."""
     import pickle

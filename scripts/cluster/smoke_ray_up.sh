@@ -7,7 +7,8 @@
 # (here the user "rayneas", so other users' Ray survives, but run it on a machine of its own anyway).
 # Needs root (apt-get, useradd, sshd) and network access for apt and pip. Not run yet (see README).
 #
-# Usage, from the repository root, in the venv of `make install`:  sudo -E scripts/cluster/smoke_ray_up.sh
+# Usage, from the repository root, with the venv of `make install` on PATH (for `ray`):
+#   sudo -E env PATH="$PATH" scripts/cluster/smoke_ray_up.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CONFIG=scripts/cluster/cluster.yaml
@@ -23,6 +24,10 @@ install -d -m 700 -o "$SSH_USER" "/home/$SSH_USER/.ssh"
 install -m 600 -o "$SSH_USER" "$KEY.pub" "/home/$SSH_USER/.ssh/authorized_keys"
 
 # An sshd of our own on 127.0.0.1:22 (cluster.yaml's head_ip), stopped by its pid on exit.
+if ss -ltn | grep -qE '(127\.0\.0\.1|0\.0\.0\.0|\*|\[::\]):22 '; then
+  echo "port 22 is taken by another sshd; stop it or run this on a machine of its own" >&2
+  exit 1
+fi
 ssh-keygen -q -t ed25519 -N "" -f "$SSHD_DIR/host_key"
 mkdir -p /run/sshd
 /usr/sbin/sshd -f /dev/null -h "$SSHD_DIR/host_key" -o ListenAddress=127.0.0.1 -o Port=22 \
