@@ -90,11 +90,19 @@ def test_killed_scorer_actor_mid_round_gives_the_uninterrupted_result(reference,
             super()._report(done, total)
 
     monkeypatch.setattr(search, "ScorerPool", KillingPool)
+    reports: list = []
     with caplog.at_level(logging.WARNING, logger="rayneas.scoring.pool"):
-        summary = run_tenas(small(scoring={"num_actors": 2, "threads_per_actor": 1}), tmp_path)
+        summary = run_tenas(small(scoring={"num_actors": 2, "threads_per_actor": 1}), tmp_path,
+                            callbacks=[reports.append])
     assert killed and "scoring actor lost" in caplog.text  # the kill hit a task in flight, which was retried
     assert summary["genotype"] == reference["genotype"]
     assert state(tmp_path)["candidates"] == reference["candidates"]
+    # the callbacks (TensorBoard's Board is one, the Tune reporter another) saw every round's saved numbers
+    trajectory = state(tmp_path)["trajectory"]
+    assert [(r.round, r.kappa, r.regions, r.live_ops) for r in reports] == [
+        (t["round"], t["kappa"], t["regions"], t["live_ops"]) for t in trajectory]
+    assert [r.genotype for r in reports] == [None, None, None, summary["genotype"]]
+    assert [r.phase for r in reports] == ["ops", "ops", "ops", "final"]
 
 
 def test_killed_driver_resumes_with_resume(reference, cluster, tmp_path):
