@@ -1,4 +1,4 @@
-"""The `rayneas` command: run a config, look up a cell, describe, plot, export, demo."""
+"""The `rayneas` command: run or tune a config, look up a cell, describe, plot, export, demo."""
 from __future__ import annotations
 
 import argparse
@@ -46,6 +46,19 @@ def _run(config: str, overrides: Sequence[str], resume: bool, runs_dir: str) -> 
     return summary
 
 
+def _tune(config: str, overrides: Sequence[str], resume: bool) -> None:
+    from rayneas.scoring import ensure_ray
+    from rayneas.tune.experiment import load_experiment, run_experiment
+    from rayneas.tune.summary import format_table, summary_rows
+    from rayneas.tune.trials import trial_for
+
+    experiment = load_experiment(config, overrides)  # every swept value is checked before Ray starts
+    ensure_ray()
+    grid = run_experiment(experiment, resume)
+    print(format_table(summary_rows(grid, list(experiment.settings.params), trial_for(experiment.kind).columns)))
+    print(f"experiment: {experiment.path}   (tensorboard --logdir {experiment.path})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rayneas", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -56,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a config key, e.g. --set seed=7 --set scoring.num_actors=2")
     run.add_argument("--resume", action="store_true", help="continue the run in runs/<name>/ where it stopped")
     run.add_argument("--runs-dir", default="runs")
+
+    tun = sub.add_parser("tune", help="sweep the keys a config's tune: block names, as a Ray Tune experiment")
+    tun.add_argument("config")
+    tun.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config key, e.g. --set tune.num_samples=2")
+    tun.add_argument("--resume", action="store_true", help="restore the interrupted experiment and finish it")
 
     look = sub.add_parser("lookup", help="trained accuracies of a NAS-Bench-201 cell (string or index)")
     look.add_argument("arch")
@@ -87,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _describe(args.arch, args.C, args.N, args.num_classes)
         elif args.command == "run":
             _run(args.config, args.overrides, args.resume, args.runs_dir)
+        elif args.command == "tune":
+            _tune(args.config, args.overrides, args.resume)
         elif args.command == "plot":
             from rayneas.tenas.report import plot_run
 

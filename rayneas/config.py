@@ -166,24 +166,33 @@ def to_dict(obj: Any) -> Any:
 
 def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
     """Apply ``a.b=value`` strings; values are parsed as YAML (``3``, ``0.5``, ``[1, 2]``, ``true``)."""
-    data = dict(data)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set seed=7")
         key, raw = item.split("=", 1)
-        parts = key.strip().split(".")
-        if not all(parts):
-            raise ConfigError(f"--set {item!r}: empty key part in {key!r}")
-        node = data
-        for i, part in enumerate(parts[:-1]):
-            child = node.get(part)
-            if child is None:
-                child = {}
-            elif not isinstance(child, dict):
-                raise ConfigError(f"--set {item!r}: {'.'.join(parts[: i + 1])} is not a section")
-            node[part] = child = dict(child)
-            node = child
-        node[parts[-1]] = yaml.safe_load(raw)
+        data = with_key(data, key.strip(), yaml.safe_load(raw), f"--set {item!r}")
+    return dict(data)
+
+
+def with_key(data: Mapping, key: str, value: Any, where: str) -> dict:
+    """A copy of ``data`` with the dotted ``key`` (``scoring.num_actors``) set; sections are copied, not shared.
+
+    ``where`` starts the error message (the --set item, the tune parameter).
+    """
+    parts = key.split(".")
+    if not all(parts):
+        raise ConfigError(f"{where}: empty key part in {key!r}")
+    data = dict(data)
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = {}
+        elif not isinstance(child, dict):
+            raise ConfigError(f"{where}: {'.'.join(parts[: i + 1])} is not a section")
+        node[part] = child = dict(child)
+        node = child
+    node[parts[-1]] = value
     return data
 
 
@@ -245,7 +254,21 @@ def parse_run(data: Mapping, source: str = "<config>") -> tuple[RunKind, Any]:
 
 
 def load_run(path: str | Path, overrides: Sequence[str] = ()) -> tuple[RunKind, Any]:
-    """Read a YAML run config, apply ``--set`` overrides and validate it."""
+    """Read a YAML run config, apply ``--set`` overrides and validate it.
+
+    A ``tune:`` block (what `rayneas tune` sweeps) is validated too, then left
+    out: ``rayneas run`` runs the config's own values.
+    """
+    data = load_document(path, overrides)
+    if "tune" in data:
+        from rayneas.tune.config import TuneSettings
+
+        from_dict(TuneSettings, data.pop("tune"), "tune")
+    return parse_run(data, str(path))
+
+
+def load_document(path: str | Path, overrides: Sequence[str] = ()) -> dict:
+    """The YAML file as plain data with ``--set`` overrides applied; nothing validated yet."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist; see configs/ for examples")
@@ -255,4 +278,4 @@ def load_run(path: str | Path, overrides: Sequence[str] = ()) -> tuple[RunKind, 
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
-    return parse_run(apply_overrides(data, overrides), str(path))
+    return apply_overrides(data, overrides)

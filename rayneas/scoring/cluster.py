@@ -6,11 +6,14 @@ warning in some log), so a pool asking for too much would hang the search;
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 from typing import Any, Iterable, Mapping
 
 import ray
+
+log = logging.getLogger(__name__)
 
 _EPS = 1e-6  # Ray stores resource amounts in units of 1e-4; absorb float noise in the divisions
 
@@ -61,22 +64,28 @@ def actors_that_fit(nodes: Iterable[Mapping[str, float]], num_cpus: float, num_g
     return total
 
 
-def check_fits(num_actors: int, num_cpus: float, num_gpus: float) -> None:
+def check_fits(num_actors: int, num_cpus: float, num_gpus: float, *, autoscaling: bool = False) -> None:
     """Raise when the running Ray cluster can never hold ``num_actors`` such actors at once.
 
     Resources that exist but are held by other actors or trials are not an
     error: the pool's actors wait for them (and the pool warns if that stalls).
+    Only nodes alive now are counted, and Ray cannot tell here how far an
+    autoscaler may grow the cluster, so with ``autoscaling`` (set by the user
+    for a cluster-launcher or KubeRay cluster) a shortfall is logged as a
+    warning and the actors wait for the nodes the autoscaler adds.
     """
     nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
     room = actors_that_fit(nodes, num_cpus, num_gpus)
     if room < num_actors:
         have = _total(nodes)
-        raise ValueError(
-            f"ScorerPool asks for {num_actors} actors of {num_cpus:g} CPU + {num_gpus:g} GPU each, "
-            f"but the Ray cluster ({len(nodes)} node(s), {have.get('CPU', 0):g} CPU, {have.get('GPU', 0):g} GPU) "
-            f"holds only {room:g} of them; lower num_actors, num_cpus_per_actor or num_gpus_per_actor, "
-            "or start Ray with more resources"
-        )
+        problem = (f"ScorerPool asks for {num_actors} actors of {num_cpus:g} CPU + {num_gpus:g} GPU each, "
+                   f"but the Ray cluster ({len(nodes)} node(s), {have.get('CPU', 0):g} CPU, "
+                   f"{have.get('GPU', 0):g} GPU) holds only {room:g} of them")
+        if autoscaling:
+            log.warning("%s now; waiting for the autoscaler to add nodes (scoring.autoscaling is true)", problem)
+            return
+        raise ValueError(f"{problem}; lower num_actors, num_cpus_per_actor or num_gpus_per_actor, start Ray with "
+                         "more resources, or set scoring.autoscaling: true on a cluster that adds nodes on demand")
 
 
 

@@ -24,6 +24,8 @@ from typing import Any, Callable, Mapping, Sequence
 import ray
 import torch
 from ray.exceptions import RayActorError, RayTaskError
+from ray.util.placement_group import get_current_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from rayneas.scoring.cluster import check_fits
 from rayneas.scoring.actor import ActorPlacement, RemoteScoringActor
@@ -73,6 +75,8 @@ class ScorerPool:
     ``num_gpus_per_actor > 0`` and torch sees one). Ray must be running
     (`ensure_ray`) for ``num_actors > 0``. ``progress(done, total)`` is called
     as each result arrives; the attribute may be swapped between calls.
+    ``autoscaling``: see `check_fits`. Built inside a placement group (a Tune
+    trial), the actors are placed in that group's bundles, not beside it.
     """
 
     def __init__(
@@ -86,6 +90,7 @@ class ScorerPool:
         shared: Mapping[str, Any] | None = None,
         max_retries: int = 3,
         progress: Callable[[int, int], None] | None = None,
+        autoscaling: bool = False,
     ) -> None:
         _check_count("num_actors", num_actors, 0)
         _check_count("threads_per_actor", threads_per_actor, 1)
@@ -111,9 +116,13 @@ class ScorerPool:
                 f"ScorerPool(num_actors={num_actors}) needs Ray: call rayneas.scoring.ensure_ray(num_cpus=..., "
                 "num_gpus=...) or ray.init(...) first, or use num_actors=0 to score in this process"
             )
-        check_fits(num_actors, num_cpus_per_actor, num_gpus_per_actor)
+        check_fits(num_actors, num_cpus_per_actor, num_gpus_per_actor, autoscaling=autoscaling)
         self._shared_ref = ray.put(shared)
-        actor_cls = RemoteScoringActor.options(num_cpus=num_cpus_per_actor, num_gpus=num_gpus_per_actor)
+        group = get_current_placement_group()
+        strategy = None if group is None else PlacementGroupSchedulingStrategy(
+            placement_group=group, placement_group_capture_child_tasks=True)
+        actor_cls = RemoteScoringActor.options(num_cpus=num_cpus_per_actor, num_gpus=num_gpus_per_actor,
+                                               scheduling_strategy=strategy)
         self._new_actor = functools.partial(actor_cls.remote, scorer_factory, self._shared_ref, threads_per_actor)
         self._actors = [self._new_actor() for _ in range(num_actors)]
 

@@ -74,6 +74,8 @@ class ScoringConfig:
     num_cpus_per_actor: float = spec(1.0, gt=0)
     threads_per_actor: int = spec(1, ge=1, doc="torch threads in each actor (and in the serial path)")
     max_retries: int = spec(3, ge=0, doc="times a task is retried on a restarted actor after the actor dies")
+    autoscaling: bool = spec(False, doc="the cluster adds nodes on demand (cluster launcher, KubeRay): a pool "
+                                        "larger than today's nodes warns and waits instead of failing")
 
 
 @dataclasses.dataclass
@@ -119,12 +121,23 @@ class TenasConfig:
         return NUM_CLASSES[self.dataset]
 
 
-def search_settings(cfg: TenasConfig) -> dict:
+DIGEST = "inputs_digest"
+
+
+def search_settings(cfg: TenasConfig, inputs_digest: str) -> dict:
     """The part of the config that decides the result; a resumed run must match it exactly.
 
-    Left out: where the run goes, how it is scored (serial and parallel give
-    the same numbers), how it is exported, and where it stops early.
+    Kept from ``scoring``: torch threads per worker and the device (whether
+    actors get GPUs), since float sums differ with either. Where the data lives
+    (``inputs.root``) is replaced by ``inputs_digest``, the hash of the input
+    tensors the indicators see: a moved dataset resumes, a changed one does not.
+    Left out: where the run goes, how many actors score (serial and parallel
+    give the same numbers), how it is exported, and where it stops early.
     """
     data = {k: v for k, v in to_dict(cfg).items() if k not in ("name", "scoring", "export")}
     data["prune"] = {k: v for k, v in data["prune"].items() if k != "max_rounds"}
+    data["inputs"] = {k: v for k, v in data["inputs"].items() if k != "root"}
+    data[DIGEST] = inputs_digest
+    data["scoring"] = {"threads_per_actor": cfg.scoring.threads_per_actor,
+                       "device": "gpu" if cfg.scoring.num_gpus_per_actor > 0 else "cpu"}
     return data

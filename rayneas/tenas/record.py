@@ -9,19 +9,21 @@ keeps κ = inf as ``Infinity`` (Python's json reads it back).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import torch
 
 from rayneas.config import ConfigError, to_dict
 from rayneas.files import write_json_atomic, write_parquet_atomic
-from rayneas.tenas.config import TenasConfig, search_settings
+from rayneas.tenas.config import DIGEST, TenasConfig, search_settings
 from rayneas.tenas.prunable import Mask
 
 STATE, CANDIDATES, RESULT, CONFIG = "state.json", "candidates.parquet", "result.json", "config.json"
-STATE_VERSION = 2  # 2: prune.mode / kappa_aggregate settings, regions_baseline column
+STATE_VERSION = 2  # 2: settings hold prune.mode, scoring threads, device and the inputs' digest (not inputs.root)
 
 #: One row per candidate per round: where it is (round, phase, cell, edge, node, op), its deltas and
 #: ranks, whether it was pruned, and the per-repeat κ and R of the pruned net (and, in reference mode,
@@ -68,29 +70,37 @@ class RunStore:
     def state_path(self) -> Path:
         return self.dir / STATE
 
-    def start(self, cfg: TenasConfig, mask: Mask, resume: bool) -> SearchState:
+    def start(self, cfg: TenasConfig, mask: Mask, resume: bool, digest: str) -> SearchState:
         """The state to continue from: a new one, or (``resume``) the saved one, checked against ``cfg``.
 
-        Writes ``config.json`` (the config of the latest session, which export reads).
+        ``digest`` is `inputs_digest` of the search's input tensors. Writes
+        ``config.json`` (the config of the latest session, which export reads).
         """
-        state = self._resumed(cfg) if resume else self._fresh(cfg, mask)
+        settings = search_settings(cfg, digest)
+        state = self._resumed(settings) if resume else self._fresh(settings, mask)
         write_json_atomic(self.dir / CONFIG, to_dict(cfg))
         return state
 
-    def _fresh(self, cfg: TenasConfig, mask: Mask) -> SearchState:
+    def _fresh(self, settings: dict, mask: Mask) -> SearchState:
         if self.state_path.is_file():
             raise RunDirError(f"{self.dir} already holds a TE-NAS run ({STATE}); continue it with --resume, or "
                               f"start a new one under another name (--set name=...)")
         self.dir.mkdir(parents=True, exist_ok=True)
-        return SearchState(settings=search_settings(cfg), mask=mask)
+        return SearchState(settings=settings, mask=mask)
 
-    def _resumed(self, cfg: TenasConfig) -> SearchState:
+    def _resumed(self, wanted: dict) -> SearchState:
         if not self.state_path.is_file():
             raise RunDirError(f"cannot resume: {self.state_path} does not exist; run without --resume to start")
         state = _state_from_json(read_json(self.state_path))
-        wanted = search_settings(cfg)
-        if state.settings != wanted:
-            diff = sorted(_diff_keys(state.settings, wanted))
+        saved = state.settings
+        if state.version < 2:  # recorded neither scoring nor the digest, but inputs.root: compare what both hold
+            saved = {**saved, "inputs": {k: v for k, v in saved["inputs"].items() if k != "root"}}
+            wanted = {k: v for k, v in wanted.items() if k in saved}
+        if saved != wanted:
+            # The digest follows from the data and the other settings: name it only when nothing else differs.
+            diff = sorted(_diff_keys({**saved, DIGEST: None}, {**wanted, DIGEST: None})) or [
+                f"the input images ({DIGEST} {saved.get(DIGEST)} -> {wanted.get(DIGEST)}): inputs.root holds "
+                "different data than the saved run read"]
             raise RunDirError(f"cannot resume {self.dir}: the config differs from the saved run in {', '.join(diff)}; "
                               f"resume with the same settings or start a new run under another name")
         return state
@@ -101,6 +111,16 @@ class RunStore:
 
     def write_result(self, result: dict) -> None:
         write_json_atomic(self.dir / RESULT, result)
+
+
+def inputs_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of the named tensors' shapes, dtypes and bytes: equal exactly when the search sees the same data."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
 
 
 def load_state(run_dir: Path) -> SearchState:

@@ -1,9 +1,11 @@
 """Watching a TE-NAS run: console progress, TensorBoard scalars, the pruning-trajectory plot."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import textwrap
 from pathlib import Path
+from typing import Protocol
 
 from matplotlib.figure import Figure
 from tensorboardX import SummaryWriter
@@ -13,6 +15,41 @@ from rayneas.tenas.record import load_state
 
 TRAJECTORY_PNG = "trajectory.png"
 TENSORBOARD_DIR = "tb"
+
+
+@dataclasses.dataclass(frozen=True)
+class RoundReport:
+    """What every watcher of a search is told after a round is saved; one object so they report the same numbers.
+
+    ``round`` counts pruning rounds done before this scoring (the final cell's
+    scoring has phase ``final``); ``genotype`` is set on that last report only.
+    """
+
+    round: int
+    phase: str
+    kappa: float  # the supernet's κ, mean over repeats
+    regions: float  # its R, mean over repeats
+    live_ops: int
+    candidates: int
+    seconds: float
+    genotype: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.genotype is not None
+
+    def metrics(self) -> dict[str, float | int | str | bool]:
+        """Flat scalars for Tune and TensorBoard (κ as log10: it spans orders of magnitude, and may be inf)."""
+        data = {"round": self.round, "phase": self.phase, "log10_kappa": math.log10(self.kappa), "regions": self.regions,
+                "live_ops": self.live_ops, "candidates": self.candidates, "round_seconds": self.seconds,
+                "finished": self.finished}
+        return {**data, "genotype": self.genotype} if self.genotype else data
+
+
+class RoundCallback(Protocol):
+    """Called by the search after each round's state is saved (so a checkpoint taken here is complete)."""
+
+    def __call__(self, report: RoundReport) -> None: ...
 
 
 class RoundProgress:
@@ -36,12 +73,14 @@ class Board:
     def __init__(self, run_dir: Path) -> None:
         self.writer = SummaryWriter(str(Path(run_dir) / TENSORBOARD_DIR))
 
-    def round(self, index: int, kappa: float, regions: float, live_ops: int, candidates: int, seconds: float) -> None:
-        """Step ``index`` = the supernet after ``index`` pruning rounds."""
-        scalars = {"supernet/log10_kappa": math.log10(kappa), "supernet/regions": regions,
-                   "supernet/live_ops": live_ops, "round/candidates": candidates, "round/seconds": seconds}
+    def __call__(self, report: RoundReport) -> None:
+        """Step ``report.round`` = the supernet after that many pruning rounds."""
+        m = report.metrics()
+        scalars = {"supernet/log10_kappa": m["log10_kappa"], "supernet/regions": m["regions"],
+                   "supernet/live_ops": m["live_ops"], "round/candidates": m["candidates"],
+                   "round/seconds": m["round_seconds"]}
         for tag, value in scalars.items():
-            self.writer.add_scalar(tag, value, index)
+            self.writer.add_scalar(tag, value, report.round)
         self.writer.flush()
 
     def __enter__(self) -> "Board":

@@ -14,15 +14,15 @@ import functools
 import math
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from rayneas.config import RunKind
 from rayneas.scoring import ScorerPool, ensure_ray
 from rayneas.tenas.config import TenasConfig
 from rayneas.tenas.prunable import Candidate, Mask, PrunableSpace, RoundPlan, make_space
 from rayneas.tenas.rank import Score, choose_prunes, kappa_delta, rank_candidates, regions_delta
-from rayneas.tenas.record import RunStore, SearchState
-from rayneas.tenas.report import Board, RoundProgress, plot_run
+from rayneas.tenas.record import RunStore, SearchState, inputs_digest
+from rayneas.tenas.report import Board, RoundCallback, RoundProgress, RoundReport, plot_run
 from rayneas.tenas.scorer import TenasScorer, candidate_name, round_tasks, shared_inputs
 
 
@@ -82,8 +82,8 @@ def prune_round(space: PrunableSpace, index: int, plan: RoundPlan, scores: Round
     return pruned
 
 
-def _run_rounds(cfg: TenasConfig, space: PrunableSpace, store: RunStore, state: SearchState, board: Board,
-                pool: ScorerPool, clock: Callable[[], float]) -> None:
+def _run_rounds(cfg: TenasConfig, space: PrunableSpace, store: RunStore, state: SearchState,
+                callbacks: Sequence[RoundCallback], pool: ScorerPool, clock: Callable[[], float]) -> None:
     """Rounds until the cell is final (then one last scoring, for the trajectory) or ``max_rounds`` is reached."""
     while not state.finished:
         index = len(state.rounds)
@@ -98,7 +98,6 @@ def _run_rounds(cfg: TenasConfig, space: PrunableSpace, store: RunStore, state: 
         kappa, regions = _mean([s.kappa for s in scores.full]), _mean([s.regions for s in scores.full])
         live = state.mask.live_op_count()
         state.trajectory.append({"round": index, "kappa": kappa, "regions": regions, "live_ops": live})
-        board.round(index, kappa, regions, live, len(candidates), scores.seconds)
         if plan is None:
             pruned: list[Candidate] = []
             state.finished = True
@@ -115,6 +114,9 @@ def _run_rounds(cfg: TenasConfig, space: PrunableSpace, store: RunStore, state: 
         state.elapsed_s = clock()
         store.save(state)
         progress.close("\n".join([summary, *scores.notes]))
+        report = RoundReport(index, phase, kappa, regions, live, len(candidates), scores.seconds, state.genotype)
+        for callback in callbacks:
+            callback(report)
 
 
 def _result(cfg: TenasConfig, space: PrunableSpace, state: SearchState) -> dict:
@@ -135,27 +137,32 @@ def _result(cfg: TenasConfig, space: PrunableSpace, state: SearchState) -> dict:
     return result
 
 
-def run_tenas(cfg: TenasConfig, run_dir: Path, resume: bool = False) -> dict:
+def run_tenas(cfg: TenasConfig, run_dir: Path, resume: bool = False,
+              callbacks: Sequence[RoundCallback] = ()) -> dict:
     """Run (or, with ``resume``, continue) a search in ``run_dir``; returns the summary also in result.json.
 
+    After every round the state is saved, then TensorBoard (`Board`) and each
+    of ``callbacks`` (e.g. the Tune reporter) get the same `RoundReport`.
     An unfinished run (``prune.max_rounds``) returns ``{"finished": False, ...}``
     and no result.json.
     """
     session_start = time.perf_counter()
     space = make_space(cfg)
+    # Read the data first: a missing dataset fails before Ray starts, and resume compares its digest.
+    shared = shared_inputs(cfg)
     store = RunStore(run_dir)
-    state = store.start(cfg, space.initial_mask(), resume)
+    state = store.start(cfg, space.initial_mask(), resume, inputs_digest(shared))
     elapsed_before = state.elapsed_s
     if not state.finished:
         sc = cfg.scoring
-        shared = shared_inputs(cfg)  # reads the data first: a missing dataset fails before Ray starts
         if sc.num_actors:
             ensure_ray()
         factory = functools.partial(TenasScorer, space, cfg.prune.mode)
         with ScorerPool(factory, num_actors=sc.num_actors, num_gpus_per_actor=sc.num_gpus_per_actor,
                         num_cpus_per_actor=sc.num_cpus_per_actor, threads_per_actor=sc.threads_per_actor,
-                        shared=shared, max_retries=sc.max_retries) as pool, Board(run_dir) as board:
-            _run_rounds(cfg, space, store, state, board, pool,
+                        shared=shared, max_retries=sc.max_retries, autoscaling=sc.autoscaling) as pool, \
+                Board(run_dir) as board:
+            _run_rounds(cfg, space, store, state, [board, *callbacks], pool,
                         clock=lambda: elapsed_before + time.perf_counter() - session_start)
     plot_run(run_dir)
     pruning_rounds = sum(1 for r in state.rounds if r["phase"] != "final")

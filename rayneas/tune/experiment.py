@@ -1,0 +1,142 @@
+"""A run config's ``tune:`` sweep as a Ray Tune experiment: build it, run or restore it, summarise it.
+
+Every trial is the config with the swept keys set (``seed``,
+``scoring.num_actors``, any key), validated up front for every value so a typo
+fails before Ray starts. A trial runs in a placement group of one bundle for
+its driver plus the bundles its search's workers need (`rayneas.tune.trials`),
+and `ScorerPool` places its actors inside that group. Each trial writes its
+run folder in the trial's working directory (``run/``: state, candidates,
+TensorBoard events), which Tune copies to ``storage_path`` with every
+checkpoint, so a URI storage path works as well as a local folder.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from ray import tune
+from ray.tune import Checkpoint, CheckpointConfig, FailureConfig, ResultGrid, RunConfig, TuneConfig, Tuner
+from ray.tune.execution.placement_groups import PlacementGroupFactory
+
+from rayneas.config import ConfigError, from_dict, load_document, parse_run, with_key
+from rayneas.tune.config import Sweep, TuneSettings
+from rayneas.tune.trials import trial_for
+
+RUN_FOLDER = "run"  # the trial's run folder, inside its working directory
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    document: dict  # the run config without its tune block
+    settings: TuneSettings
+    kind: str
+    name: str
+
+    @property
+    def path(self) -> str:
+        """Where Tune keeps the experiment: a local folder or a URI."""
+        return f"{_storage(self.settings.storage_path)}/{self.name}"
+
+
+def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> Experiment:
+    """Read and validate a run config with a ``tune:`` block, every swept value included."""
+    data = load_document(path, overrides)
+    if "tune" not in data:
+        raise ConfigError(f"{path}: no tune: block, so there is nothing to sweep; add one "
+                          f"(configs/tune_tenas_nb201.yaml shows its keys) or use rayneas run")
+    settings = from_dict(TuneSettings, data.pop("tune"), "tune")
+    kind, cfg = parse_run(data, str(path))
+    trial_for(kind.name)
+    for key, sweep in settings.params.items():
+        for value in sweep.values:
+            try:
+                parse_run(with_key(data, key, value, f"tune.params.{key}"), str(path))
+            except ConfigError as exc:
+                raise ConfigError(f"tune.params.{key} = {value!r}: {exc}") from exc
+    return Experiment(data, settings, kind.name, settings.name or f"{cfg.name}_tune")
+
+
+def trial_run(document: Mapping, params: Mapping[str, Any]) -> tuple[Any, Any]:
+    """(run kind, config) of the trial whose swept keys take ``params``."""
+    data = dict(document)
+    for key, value in params.items():
+        data = with_key(data, key, value, f"tune.params.{key}")
+    return parse_run(data, "<tune trial>")
+
+
+def search(config: dict, document: dict) -> None:
+    """The Tune function trainable: one search, continued from the trial's checkpoint when there is one."""
+    kind, cfg = trial_run(document, config["params"])
+    run_dir = Path.cwd() / RUN_FOLDER  # Tune made the trial's working directory the cwd
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        shutil.rmtree(run_dir, ignore_errors=True)  # a restart before any checkpoint starts afresh
+    else:
+        with checkpoint.as_directory() as saved:
+            shutil.copytree(saved, run_dir, dirs_exist_ok=True)
+
+    def report(metrics: Mapping[str, Any], files: Sequence[str]) -> None:
+        # A copy outside the working directory (which Tune syncs as artifacts), taken now: the search
+        # goes on writing run_dir while Tune persists the checkpoint.
+        with tempfile.TemporaryDirectory(prefix="rayneas-checkpoint-") as folder:
+            for name in files:
+                shutil.copy2(run_dir / name, Path(folder) / name)
+            tune.report(dict(metrics), checkpoint=Checkpoint.from_directory(folder))
+
+    trial_for(kind.name).run(cfg, run_dir, checkpoint is not None, report)
+
+
+def _resources(experiment: Experiment, config: dict) -> PlacementGroupFactory:
+    """One bundle for the trial driver, then one per worker of its search (the trial's own settings)."""
+    res = experiment.settings.resources
+    driver = {"CPU": res.driver_cpus, **({"GPU": res.driver_gpus} if res.driver_gpus else {})}
+    kind, cfg = trial_run(experiment.document, config["params"])
+    return PlacementGroupFactory([driver, *trial_for(kind.name).bundles(cfg)])
+
+
+def trainable(experiment: Experiment) -> Any:
+    """The trainable, with its resources; `Tuner.restore` needs it again."""
+    run = tune.with_parameters(search, document=experiment.document)
+    return tune.with_resources(run, functools.partial(_resources, experiment))
+
+
+def _domain(sweep: Sweep) -> Any:
+    return tune.grid_search(sweep.values) if sweep.grid is not None else tune.choice(sweep.values)
+
+
+def _storage(path: str) -> str:
+    return path if "://" in path else str(Path(path).resolve())
+
+
+def build_tuner(experiment: Experiment) -> Tuner:
+    s = experiment.settings
+    return Tuner(
+        trainable(experiment),
+        param_space={"params": {key: _domain(sweep) for key, sweep in s.params.items()}},
+        tune_config=TuneConfig(num_samples=s.num_samples, max_concurrent_trials=s.max_concurrent_trials),
+        run_config=RunConfig(
+            name=experiment.name, storage_path=_storage(s.storage_path),
+            failure_config=FailureConfig(max_failures=s.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+            sync_config=tune.SyncConfig(sync_artifacts=True),
+        ),
+    )
+
+
+def run_experiment(experiment: Experiment, resume: bool = False) -> ResultGrid:
+    """Run the sweep, or (``resume``) restore the interrupted experiment and finish it."""
+    exists = Tuner.can_restore(experiment.path)
+    if resume and not exists:
+        raise ConfigError(f"cannot resume: no Tune experiment at {experiment.path}; run without --resume to start")
+    if exists and not resume:
+        raise ConfigError(f"{experiment.path} already holds a Tune experiment; continue it with --resume, or set "
+                          f"tune.name to start another")
+    if resume:
+        tuner = Tuner.restore(experiment.path, trainable(experiment), resume_errored=True)
+    else:
+        tuner = build_tuner(experiment)
+    return tuner.fit()
