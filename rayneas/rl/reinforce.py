@@ -14,8 +14,11 @@ from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.connectors.learner import ComputeReturnsToGo
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, LEARNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
 from ray.rllib.utils.typing import ModuleID
+
+from rayneas.rl.modules import EASController
 
 
 class REINFORCEConfig(AlgorithmConfig):
@@ -39,6 +42,9 @@ class REINFORCEConfig(AlgorithmConfig):
                 setattr(self, key, value)
         return self
 
+    def get_default_rl_module_spec(self) -> RLModuleSpec:
+        return RLModuleSpec(module_class=EASController)
+
     def get_default_learner_class(self) -> type:
         return REINFORCELearner
 
@@ -61,7 +67,7 @@ class REINFORCELearner(TorchLearner):
         loss = -(dist.logp(batch[Columns.ACTIONS]) * (returns - baseline)).mean() - config.entropy_coeff * entropy
         self.baseline = config.baseline_decay * baseline + (1 - config.baseline_decay) * float(returns.mean())
         self.metrics.log_value((module_id, "baseline"), self.baseline, window=1)
-        self.metrics.log_value((module_id, "entropy"), float(entropy), window=1)
+        self.metrics.log_value((module_id, "entropy"), float(entropy.detach()), window=1)
         return loss
 
 
