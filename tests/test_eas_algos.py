@@ -2,25 +2,14 @@
 from __future__ import annotations
 
 import math
-import os
 
 import pytest
+from ray.rllib.algorithms.algorithm import Algorithm
 
-os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
-import ray  # noqa: E402
-from ray.rllib.algorithms.algorithm import Algorithm  # noqa: E402
-
-from rayneas.config import ConfigError  # noqa: E402
-from rayneas.rl.controller import controller_config  # noqa: E402
+from rayneas.config import ConfigError
+from rayneas.rl.controller import controller_config
 
 STEPS = 4 + 5
-
-
-@pytest.fixture(scope="module")
-def ray_local():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def _config(tmp_path, algorithm="reinforce", module="bilstm", rllib=None, runners=0):
