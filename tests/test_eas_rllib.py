@@ -18,13 +18,6 @@ from ray.rllib.connectors.env_to_module import FlattenObservations  # noqa: E402
 EPISODE_STEPS = 4 + 5
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 @ray.remote(num_cpus=1)
 def start_in_a_worker(settings: dict) -> tuple[float, bool]:
     """A fresh worker process's env: (start net accuracy, whether this worker trained the start net)."""

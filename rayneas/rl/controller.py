@@ -1,0 +1,69 @@
+"""The RLlib config of an EAS controller: algorithm, module and batch sizes from the run config's few settings.
+
+One place sizes every algorithm's batches from ``networks_per_iteration`` (an
+iteration samples that many whole episodes, i.e. child networks), so swapping
+the algorithm keeps the search budget the same.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any, Mapping
+
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+from ray.rllib.connectors.env_to_module import FlattenObservations
+from ray.rllib.core.rl_module.rl_module import RLModule, RLModuleSpec
+
+from rayneas.config import ConfigError
+from rayneas.rl.algos import algorithm_config, apply_rllib
+from rayneas.rl.modules import EASController
+
+ENV_ID = "rayneas_envs:rayneas/EAS-v0"
+MODULES = ("bilstm", "default")
+
+
+def module_class(name: str) -> type[RLModule] | None:
+    """The RLModule class of ``controller.module``: bilstm, default (None: RLlib's) or ``package.module:Class``."""
+    if name == "bilstm":
+        return EASController
+    if name == "default":
+        return None
+    if ":" not in name:
+        raise ConfigError(f"controller.module: unknown module {name!r}; allowed values are "
+                          f"{', '.join(MODULES)} or a class path package.module:Class")
+    module_name, _, class_name = name.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"controller.module: cannot import {name!r} ({exc}); give package.module:Class of an "
+                          "importable RLModule subclass, or one of " + ", ".join(MODULES)) from None
+    if not (isinstance(cls, type) and issubclass(cls, RLModule)):
+        raise ConfigError(f"controller.module: {name!r} is not an RLModule subclass")
+    return cls
+
+
+def _flatten(env: Any, spaces: Any, device: Any) -> FlattenObservations:
+    return FlattenObservations()
+
+
+def controller_config(*, algorithm: str, module: str, env_config: Mapping[str, Any], episode_steps: int,
+                      networks_per_iteration: int, num_env_runners: int, seed: int,
+                      rllib: Mapping[str, Any] | None = None) -> AlgorithmConfig:
+    """An RLlib config that samples ``networks_per_iteration`` episodes per iteration; ``rllib`` keys win."""
+    config = algorithm_config(algorithm)
+    cls = module_class(module)
+    batch = networks_per_iteration * episode_steps
+    config.environment(ENV_ID, env_config=dict(env_config)).debugging(seed=seed)
+    config.env_runners(num_env_runners=num_env_runners, batch_mode="complete_episodes",
+                       rollout_fragment_length=episode_steps)
+    config.reporting(min_time_s_per_iteration=0, min_sample_timesteps_per_iteration=0)
+    if cls is None:
+        config.env_runners(env_to_module_connector=_flatten)
+    else:
+        config.rl_module(rl_module_spec=RLModuleSpec(module_class=cls))
+    if algorithm == "reinforce":
+        config.training(episodes_per_iteration=networks_per_iteration)
+    elif algorithm == "ppo":
+        config.training(train_batch_size_per_learner=batch, minibatch_size=episode_steps, num_epochs=1)
+    else:  # appo, impala: one learner update per batch of whole episodes
+        config.training(train_batch_size_per_learner=batch)
+    return apply_rllib(config, rllib or {})
