@@ -76,12 +76,16 @@ class ChildTrainConfig:
 
 @dataclasses.dataclass
 class MorphNoiseConfig:
+    """Gaussian noise on new weights, as the paper adds it to break the symmetry of copied units."""
+
     wider: float = spec(0.01, ge=0, doc="noise on widened replicas, as a fraction of the layer weights' std")
     deeper: float = spec(0.001, ge=0, doc="noise on a new identity layer, as a fraction of its weights' std")
 
 
 @dataclasses.dataclass
 class DatasetConfig:
+    """Where children train: the bundled digits, or CIFAR-10 as distributed (never downloaded)."""
+
     name: Literal["digits", "cifar10"] = "digits"
     root: Path | None = spec(None, doc="CIFAR-10 folder (cifar-10-batches-py or its parent); digits are bundled")
     val_fraction: float | None = spec(None, gt=0, le=0.5, doc="share of the training images held out to score "

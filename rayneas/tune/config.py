@@ -39,6 +39,8 @@ class TrialResources:
 
 @dataclasses.dataclass
 class TuneSettings:
+    """A config's ``tune:`` block: what `rayneas tune` sweeps, where trials store, what each may use."""
+
     name: str | None = spec(None, doc="experiment folder under storage_path; null = <run name>_tune")
     storage_path: str = spec("runs/tune", doc="local folder (relative to where rayneas runs) or a URI Tune "
                                               "accepts (s3://..., gs://..., file://...)")
