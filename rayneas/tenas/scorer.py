@@ -134,13 +134,12 @@ class TenasScorer:
 
     def __call__(self, task: ScoreTask, shared: Mapping[str, Any]) -> Score:
         device = shared[DEVICE_KEY]
-        init = "paper" if self.mode == "paper" else "reference"
-        net = init_weights(self._net("kappa", task.mask, device), init, task.kappa_seed, fan="out")
+        net = init_weights(self._net("kappa", task.mask, device), self.mode, task.kappa_seed, fan="out")
         kappa = ntk_condition_number(net, shared[NTK_KEY][task.repeat], label=task.label)
         crops = list(shared[REGIONS_KEY][task.repeat])
 
         def regions(mask: Mask) -> int:
-            thin = init_weights(self._net("regions", mask, device), init, task.regions_seed, fan="in")
+            thin = init_weights(self._net("regions", mask, device), self.mode, task.regions_seed, fan="in")
             return int(count_linear_regions(thin, crops))
 
         baseline = None if task.regions_baseline is None else regions(task.regions_baseline)
