@@ -18,9 +18,7 @@ def _config(tmp_path, algorithm="reinforce", module="bilstm", rllib=None, runner
                              networks_per_iteration=2, num_env_runners=runners, seed=0, rllib=rllib)
 
 
-@pytest.mark.parametrize("algorithm,module", [("reinforce", "bilstm"), ("ppo", "bilstm"), pytest.param("appo", "bilstm", marks=pytest.mark.xfail(
-                                                  reason="APPO's learner needs TargetNetworkAPI, not yet on EASController",
-                                                  strict=True, raises=KeyError)),
+@pytest.mark.parametrize("algorithm,module", [("reinforce", "bilstm"), ("ppo", "bilstm"), ("appo", "bilstm"),
                                               ("impala", "bilstm"), ("ppo", "default")])
 def test_trains_two_iterations(ray_local, tmp_path, algorithm, module):
     algo = _config(tmp_path, algorithm, module).build_algo()

@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from ray.rllib.core import Columns
 from ray.rllib.core.models.catalog import Catalog
+from ray.rllib.core.learner.utils import make_target_network
+from ray.rllib.core.rl_module.apis.target_network_api import TARGET_NETWORK_ACTION_DIST_INPUTS, TargetNetworkAPI
 from ray.rllib.core.rl_module.apis.value_function_api import ValueFunctionAPI
 from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 from torch import nn
@@ -43,45 +45,62 @@ def _choose(logits: torch.Tensor, taken: torch.Tensor | None, greedy: bool) -> t
     return torch.distributions.Categorical(logits=logits).sample()
 
 
-class EASController(TorchRLModule, ValueFunctionAPI):
-    """Observation: the EAS-v0 Dict (token ids, length, phase, masks); action: its Dict {"wider", "deeper"}."""
+class _Policy(nn.Module):
+    """Every weight the actions depend on, in one module, so APPO's target network is one deep copy."""
 
-    def setup(self) -> None:
-        super().setup()
-        obs = self.observation_space
-        self.max_layers = obs["arch"].shape[0]
-        self.num_tokens = int(obs["arch"].high.max()) + 1
-        self.num_blocks, self.num_positions = obs["deeper_position_mask"].shape
-        self.num_kernels = int(self.action_space["deeper"].nvec[2])
-        self.embed = nn.Embedding(self.num_tokens, EMBED)
+    def __init__(self, num_tokens: int, num_blocks: int, num_positions: int, num_kernels: int) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(num_tokens, EMBED)
         self.encoder = nn.LSTM(EMBED, HIDDEN, batch_first=True, bidirectional=True)
         self.wider = nn.Linear(2 * HIDDEN, 1)  # shared over layers: sigmoid = P(widen layer i)
         self.decoder = nn.LSTMCell(EMBED, 2 * HIDDEN)
         self.start = nn.Parameter(torch.zeros(EMBED))
-        self.block_out = nn.Linear(2 * HIDDEN, self.num_blocks)
-        self.position_out = nn.Linear(2 * HIDDEN, self.num_positions)
-        self.kernel_out = nn.Linear(2 * HIDDEN, self.num_kernels)
-        self.block_embed = nn.Embedding(self.num_blocks, EMBED)
-        self.position_embed = nn.Embedding(self.num_positions, EMBED)
-        self.value = nn.Linear(2 * HIDDEN + 2, 1)
-        self.action_dist_cls = Catalog._get_dist_cls_from_action_space(self.action_space, framework="torch")
-        self.action_keys = list(self.action_space.spaces)  # the Catalog's flattening order of the Dict
+        self.block_out = nn.Linear(2 * HIDDEN, num_blocks)
+        self.position_out = nn.Linear(2 * HIDDEN, num_positions)
+        self.kernel_out = nn.Linear(2 * HIDDEN, num_kernels)
+        self.block_embed = nn.Embedding(num_blocks, EMBED)
+        self.position_embed = nn.Embedding(num_positions, EMBED)
 
-    def _encode(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(per-layer features B x L x 100, summary B x 100); packed by length so padding is never read."""
         lengths = obs["length"].long().clamp(min=1).cpu()
         packed = nn.utils.rnn.pack_padded_sequence(self.embed(obs["arch"].long()), lengths, batch_first=True,
                                                    enforce_sorted=False)
         out, (h, _) = self.encoder(packed)
-        features, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=self.max_layers)
+        features, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=obs["arch"].shape[1])
         return features, torch.cat([h[0], h[1]], dim=-1)
 
+
+class EASController(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI):
+    """Observation: the EAS-v0 Dict (token ids, length, phase, masks); action: its Dict {"wider", "deeper"}.
+
+    ``model_config={"uniform": True}`` makes every unmasked choice equally
+    likely whatever the weights: the random-search baseline samples through the
+    very same code, so both see the same masks and the same action layout.
+    """
+
+    def setup(self) -> None:
+        super().setup()
+        obs = self.observation_space
+        self.num_blocks, self.num_positions = obs["deeper_position_mask"].shape
+        self.num_kernels = int(self.action_space["deeper"].nvec[2])
+        self.uniform = bool((self.model_config or {}).get("uniform", False))
+        self.pi = _Policy(int(obs["arch"].high.max()) + 1, self.num_blocks, self.num_positions, self.num_kernels)
+        self.value = nn.Linear(2 * HIDDEN + 2, 1)
+        self.action_dist_cls = Catalog._get_dist_cls_from_action_space(self.action_space, framework="torch")
+        self.action_keys = list(self.action_space.spaces)  # the Catalog's flattening order of the Dict
+
+    def _out(self, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        logits = layer(x)
+        return torch.zeros_like(logits) if self.uniform else logits
+
     def _heads(self, obs: dict[str, torch.Tensor], taken: dict[str, torch.Tensor] | None,
-               greedy: bool = False) -> dict[str, Any]:
-        features, summary = self._encode(obs)
+               greedy: bool = False, pi: _Policy | None = None) -> dict[str, Any]:
+        pi = pi or self.pi
+        features, summary = pi.encode(obs)
         deeper_phase = obs["phase"].long().bool()
         # Wider: one Bernoulli per layer as 2-way logits [0, s]; masked layers pinned to 0 (keep).
-        score = self.wider(features).squeeze(-1)
+        score = self._out(pi.wider, features).squeeze(-1)
         wider_logits = torch.stack([torch.zeros_like(score), score], dim=-1)
         allowed = obs["wider_mask"].bool() & ~deeper_phase[:, None]
         wide = _choose(wider_logits, None if taken is None else taken["wider"], greedy)
@@ -91,15 +110,15 @@ class EASController(TorchRLModule, ValueFunctionAPI):
         state = (summary, torch.zeros_like(summary))
         batch = summary.shape[0]
         given = None if taken is None else taken["deeper"].long()
-        state = self.decoder(self.start.expand(batch, -1), state)
-        block_logits = self.block_out(state[0]).masked_fill(~obs["deeper_block_mask"].bool(), NEG)
+        state = pi.decoder(pi.start.expand(batch, -1), state)
+        block_logits = self._out(pi.block_out, state[0]).masked_fill(~obs["deeper_block_mask"].bool(), NEG)
         block = _choose(block_logits, None if given is None else given[:, 0], greedy)
-        state = self.decoder(self.block_embed(block), state)
+        state = pi.decoder(pi.block_embed(block), state)
         rows = obs["deeper_position_mask"][torch.arange(batch), block].bool()
-        position_logits = self.position_out(state[0]).masked_fill(~rows, NEG)
+        position_logits = self._out(pi.position_out, state[0]).masked_fill(~rows, NEG)
         position = _choose(position_logits, None if given is None else given[:, 1], greedy)
-        state = self.decoder(self.position_embed(position), state)
-        kernel_logits = self.kernel_out(state[0])
+        state = pi.decoder(pi.position_embed(position), state)
+        kernel_logits = self._out(pi.kernel_out, state[0])
         kernel = _choose(kernel_logits, None if given is None else given[:, 2], greedy)
         deep = torch.stack([block, position, kernel], dim=-1)
         deep = torch.where(deeper_phase[:, None], deep, 0)
@@ -127,7 +146,7 @@ class EASController(TorchRLModule, ValueFunctionAPI):
 
     def compute_values(self, batch: dict[str, Any], embeddings: Any = None) -> torch.Tensor:
         obs = batch[Columns.OBS]
-        _, summary = self._encode(obs)
+        _, summary = self.pi.encode(obs)
         phase = torch.stack([obs["phase"].float(), obs["step"].float()], dim=-1)
         return self.value(torch.cat([summary, phase], dim=-1)).squeeze(-1)
 
@@ -139,3 +158,14 @@ class EASController(TorchRLModule, ValueFunctionAPI):
 
     def get_train_action_dist_cls(self) -> Any:
         return self.action_dist_cls
+
+    def make_target_networks(self) -> None:
+        self._old_pi = make_target_network(self.pi)
+
+    def get_target_network_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        return [(self.pi, self._old_pi)]
+
+    def forward_target(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """The target policy's logits of the taken actions (APPO's KL and its clipped ratio need them)."""
+        out = self._heads(batch[Columns.OBS], batch[Columns.ACTIONS], pi=self._old_pi)
+        return {TARGET_NETWORK_ACTION_DIST_INPUTS: out[Columns.ACTION_DIST_INPUTS]}
