@@ -2,7 +2,8 @@
 
 An episode starts from the trained start network (`ChildEvaluator`), takes
 ``episode.wider_steps`` Net2Wider steps, then ``episode.deeper_steps``
-Net2Deeper steps, each applied in place with `rayneas.morph`, so the child
+Net2Deeper steps (or the same steps in random order: ``episode.order:
+shuffled``, as the EAS code's random search), each applied in place with `rayneas.morph`, so the child
 keeps its parent's trained weights; the last step scores the child.
 
 Actions are a Dict of MultiDiscrete parts (RLlib's default Catalog rejects
@@ -19,6 +20,7 @@ default, since an RL policy that ignores the masks must not crash a run).
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import gymnasium as gym
@@ -88,6 +90,11 @@ class EASEnv(gym.Env):
         self._gen = torch.Generator().manual_seed(int(self.np_random.integers(2**62)))
         self.net, start_accuracy = self.evaluator.start_network()
         self._step = 0
+        self._return, self._invalid, self._started = 0.0, 0, time.perf_counter()
+        episode = self.cfg.episode
+        self._phases = ["wider"] * episode.wider_steps + ["deeper"] * episode.deeper_steps
+        if episode.order == "shuffled":  # the EAS code's random search: the same steps in random order
+            self.np_random.shuffle(self._phases)
         return self._observation(), {**self._describe(), "start_val_accuracy": start_accuracy}
 
     def step(self, action: dict) -> tuple[dict, float, bool, bool, dict]:
@@ -107,6 +114,7 @@ class EASEnv(gym.Env):
                 raise ValueError(f"{message}; choose only what the observation's masks allow, or set "
                                  "episode.invalid_action: noop")
             reward, info["invalid_action"] = self.cfg.reward.invalid_penalty, message
+            self._invalid += 1
         self._step += 1
         terminated = self._step == self.total_steps
         if terminated:
@@ -114,10 +122,18 @@ class EASEnv(gym.Env):
             reward += score.reward
             info.update(val_accuracy=score.val_accuracy, netpool_hit=score.netpool_hit,
                         train_seconds=score.train_seconds)
-        return self._observation(), reward, terminated, False, {**info, **self._describe()}
+        self._return += reward
+        described = self._describe()
+        if terminated and self.cfg.record_episodes:
+            self.evaluator.log_episode({
+                "arch": described["arch"], "parent": self.cfg.space.start_net, "val_acc": score.val_accuracy,
+                "reward": self._return, "netpool_hit": score.netpool_hit, "train_seconds": score.train_seconds,
+                "episode_seconds": time.perf_counter() - self._started, "params": described["params"],
+                "invalid_actions": self._invalid})
+        return self._observation(), reward, terminated, False, {**info, **described}
 
     def _phase(self) -> str:
-        return "wider" if self._step < self.cfg.episode.wider_steps else "deeper"
+        return self._phases[min(self._step, self.total_steps - 1)]
 
     def _apply(self, phase: str, action: dict) -> str | None:
         """Transform the network in place; the reason instead (network untouched) if the choice is masked."""
@@ -147,7 +163,7 @@ class EASEnv(gym.Env):
             "arch": self.encoder.encode(arch),
             "length": np.int64(len(arch)),
             "phase": np.int64(0 if wider else 1),
-            "step": np.int64(self._step if wider else self._step - self.cfg.episode.wider_steps),
+            "step": np.int64(self._phases[:self._step].count(self._phase())),
             "wider_mask": self.encoder.wider_mask(arch),
             "deeper_block_mask": block_mask,
             "deeper_position_mask": position_mask,

@@ -59,6 +59,36 @@ def _tune(config: str, overrides: Sequence[str], resume: bool) -> None:
     print(f"experiment: {experiment.path}   (tensorboard --logdir {experiment.path})")
 
 
+def _is_eas(run_dir: Path) -> bool:
+    from rayneas.eas.record import NETWORKS
+
+    return (run_dir / NETWORKS).is_file()
+
+
+def _plot(run_dir: Path) -> None:
+    if _is_eas(run_dir):
+        from rayneas.eas.record import load_networks
+        from rayneas.eas.report import plot_rewards
+
+        print(plot_rewards(run_dir, load_networks(run_dir), f"EAS run {run_dir.name}"))
+    else:
+        from rayneas.tenas.report import plot_run
+
+        for path in plot_run(run_dir):
+            print(path)
+
+
+def _export(run_dir: Path, out: Path | None) -> None:
+    if _is_eas(run_dir):
+        from rayneas.eas.export import export_eas_run
+
+        print(export_eas_run(run_dir, out))
+    else:
+        from rayneas.tenas.export import export_run
+
+        print(export_run(run_dir, out))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rayneas", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -86,9 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     desc.add_argument("--N", type=int, default=5)
     desc.add_argument("--num-classes", type=int, default=10)
 
-    plot = sub.add_parser("plot", help="plot a finished or running search")
+    plot = sub.add_parser("plot", help="plot a finished or running search (TE-NAS trajectory, EAS reward curve)")
     plot.add_argument("run_dir")
-    export = sub.add_parser("export", help="write the found network as a PyTorch module + genotype JSON")
+    export = sub.add_parser("export", help="write the found network as a PyTorch module + genotype JSON "
+                                                "(EAS: the best child with its trained weights)")
     export.add_argument("run_dir")
     export.add_argument("--out", default=None)
 
@@ -109,14 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "tune":
             _tune(args.config, args.overrides, args.resume)
         elif args.command == "plot":
-            from rayneas.tenas.report import plot_run
-
-            for path in plot_run(Path(args.run_dir)):
-                print(path)
+            _plot(Path(args.run_dir))
         elif args.command == "export":
-            from rayneas.tenas.export import export_run
-
-            print(export_run(Path(args.run_dir), Path(args.out) if args.out else None))
+            _export(Path(args.run_dir), Path(args.out) if args.out else None)
         elif args.command == "demo":
             from rayneas.demo import demo
 

@@ -24,10 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
-from rayneas.config import apply_overrides, from_dict
-from rayneas.eas.config import EASEnvConfig, RewardConfig
+from rayneas.config import load_run
+from rayneas.eas.config import RewardConfig
 from rayneas.eas.random_policy import random_action
 from rayneas_envs import EASEnv
 
@@ -62,7 +61,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cfg = dataclasses.replace(
-        from_dict(EASEnvConfig, apply_overrides(yaml.safe_load(args.config.read_text()), args.set)), netpool=None)
+        load_run(args.config, args.set)[1], netpool=None)
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread(s), "
           f"torch {torch.__version__}")
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")

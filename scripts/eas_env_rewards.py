@@ -22,10 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
-from rayneas.config import apply_overrides, from_dict
-from rayneas.eas.config import EASEnvConfig
+from rayneas.config import load_run
 from rayneas.eas.random_policy import random_action
 from rayneas_envs import EASEnv
 
@@ -57,7 +55,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    base = from_dict(EASEnvConfig, apply_overrides(yaml.safe_load(args.config.read_text()), args.set))
+    base = load_run(args.config, args.set)[1]
     first, stop = (int(v) for v in args.episodes.split(":"))
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread(s), "
           f"torch {torch.__version__}")

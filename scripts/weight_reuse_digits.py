@@ -22,11 +22,9 @@ import sys
 from pathlib import Path
 
 import torch
-import yaml
 
-from rayneas.config import from_dict
+from rayneas.config import load_run
 from rayneas.data import digits_split
-from rayneas.eas.config import EASEnvConfig
 from rayneas.eas.train import accuracy, train_child
 from rayneas.morph import deepen, widen
 from rayneas.spaces.plain import PlainCNN, WidthSchedule
@@ -60,7 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    cfg = from_dict(EASEnvConfig, yaml.safe_load(args.config.read_text()))
+    cfg = load_run(args.config)[1]
     schedule, start = cfg.space.schedule(), cfg.space.start_arch()
     parent_cfg = dataclasses.replace(cfg.child, epochs=args.parent_epochs)
     child_cfg = dataclasses.replace(cfg.child, epochs=args.child_epochs, lr=args.child_lr or cfg.child.lr)

@@ -13,11 +13,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-import yaml
 from gymnasium.utils.env_checker import check_env
 
 import rayneas_envs
-from rayneas.config import ConfigError, from_dict
+from rayneas.config import ConfigError, from_dict, load_run
 from rayneas.eas.config import EASEnvConfig
 from rayneas.eas.data import cifar_plus
 from rayneas.eas.encoding import blocks
@@ -205,8 +204,9 @@ def test_the_netpool_trains_the_start_net_once_and_keeps_child_weights(tmp_path)
 
 
 def test_the_yaml_config_is_what_the_env_takes(tmp_path):
-    data = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "eas_digits.yaml").read_text())
-    env = make(tmp_path, **{k: v for k, v in data.items() if k != "netpool"})
+    _, run = load_run(Path(__file__).resolve().parents[1] / "configs" / "eas_digits.yaml")
+    env = make(tmp_path, **{k: v for k, v in run.env_config(tmp_path / "netpool.parquet").items()
+                            if k not in ("netpool", "record_episodes")})
     assert env.cfg.space == from_dict(EASEnvConfig, {}).space and env.cfg.space.start_net == DEMO_START
     assert (env.cfg.episode.wider_steps, env.cfg.episode.deeper_steps, env.cfg.reward.mode) == (4, 5, "train")
     assert (env.cfg.child.finetune_epochs, env.cfg.child.finetune_lr) == (20, 0.02)  # docs/eas_env.md

@@ -2,9 +2,8 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
-from rayneas.config import ConfigError, from_dict
+from rayneas.config import ConfigError, from_dict, load_run
 from rayneas.eas.config import EASEnvConfig, PlainSpaceConfig
 from rayneas.spaces.plain import (
     DEMO_CONV_WIDTHS,
@@ -98,7 +97,8 @@ def test_width_schedule_steps_to_next_width_and_masks_the_last():
 
 
 def test_digits_config_validates():
-    cfg = from_dict(EASEnvConfig, yaml.safe_load(CONFIG.read_text()))
+    kind, cfg = load_run(CONFIG)
+    assert kind.name == "eas" and isinstance(cfg, EASEnvConfig)  # a run config is also the env's config
     assert cfg.space.start_arch() == parse(DEMO_START)
     assert cfg.space.schedule() == WidthSchedule(DEMO_CONV_WIDTHS, DEMO_FC_WIDTHS)
     assert (cfg.child.epochs, cfg.child.lr, cfg.child.batch_size) == (20, 0.02, 64)

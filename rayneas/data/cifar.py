@@ -21,6 +21,17 @@ _LAYOUT = {
 
 def load_cifar(root: str | Path, name: Literal["cifar10", "cifar100"], split: Literal["train", "test"]) -> ImageArrays:
     """All images of one split, N x 32 x 32 x 3 uint8; ``root`` is the archive folder or its parent."""
+    paths, label_key, fix = _files(root, name, split)
+    return concat([read_batch(p, label_key, 32, fix) for p in paths])
+
+
+def check_cifar(root: str | Path, name: Literal["cifar10", "cifar100"]) -> None:
+    """Raise the loader's clear error now if a batch file is missing, before workers start reading them."""
+    for split in ("train", "test"):
+        _files(root, name, split)
+
+
+def _files(root: str | Path, name: str, split: str) -> tuple[list[Path], str, str]:
     if name not in _LAYOUT:
         raise ValueError(f"unknown CIFAR dataset {name!r}; choose 'cifar10' or 'cifar100'")
     if split not in ("train", "test"):
@@ -31,5 +42,4 @@ def load_cifar(root: str | Path, name: Literal["cifar10", "cifar100"], split: Li
         f"https://www.cs.toronto.edu/~kriz/cifar.html and extract it under {Path(root).expanduser()} "
         f"(giving {folder}/)."
     )
-    paths = locate(root, [folder], train if split == "train" else test, [""], fix)
-    return concat([read_batch(p, label_key, 32, fix) for p in paths])
+    return locate(root, [folder], train if split == "train" else test, [""], fix), label_key, fix

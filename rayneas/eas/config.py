@@ -1,4 +1,4 @@
-"""Config sections of EAS in the plain-CNN space (see configs/eas_digits.yaml).
+"""Config of EAS in the plain-CNN space: the env sections (`EASEnvConfig`) and a whole run (`EASConfig`, ``kind: eas``).
 
 Training and noise defaults are the paper's: children trained 20 epochs with
 SGD (Nesterov 0.9, lr 0.02 cosine, wd 1e-4, batch 64), Net2Net noise 0.01
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from rayneas.config import spec
+from rayneas.config import spec, to_dict
 from rayneas.spaces.plain import (
     DEMO_CONV_WIDTHS,
     DEMO_FC_WIDTHS,
@@ -104,6 +104,10 @@ class DatasetConfig:
 class EpisodeConfig:
     wider_steps: int = spec(4, ge=0, doc="Net2Wider steps per episode, each deciding every layer at once")
     deeper_steps: int = spec(5, ge=0, doc="Net2Deeper steps after them, each inserting one identity layer")
+    order: Literal["wider_first", "shuffled"] | None = spec(
+        None, doc="wider_first (the paper's controller: all Net2Wider steps, then Net2Deeper), shuffled (the EAS "
+                  "code's random search: the same steps in random order); null: shuffled for controller.algorithm "
+                  "random, else wider_first")
     invalid_action: Literal["error", "noop"] = spec("noop", doc="a masked choice raises ValueError (error) or "
                                                     "leaves the network unchanged for reward.invalid_penalty (noop)")
 
@@ -134,3 +138,49 @@ class EASEnvConfig:
     netpool: Path | None = spec(None, doc="Parquet file of evaluated networks (weights beside it); none: an "
                                 "in-memory pool per process, or per Ray job when Ray is initialized")
     device: str = spec("cpu", doc="torch device the networks train on")
+    record_episodes: bool = spec(False, doc="log each finished episode's child (arch, val_acc, reward, NetPool hit) "
+                                            "in the NetPool, where the EAS search collects it every iteration")
+
+
+Algorithm = Literal["reinforce", "ppo", "appo", "impala", "random"]
+
+
+@dataclasses.dataclass
+class ControllerConfig:
+    """What drives the search; `rayneas.rl.controller.controller_config` turns it into an RLlib config."""
+
+    algorithm: Algorithm = spec("reinforce", doc="reinforce (the paper), ppo, appo, impala, or random (the "
+                                                  "baseline: uniform valid transforms, nothing learned)")
+    module: str = spec("bilstm", doc="bilstm (the paper's controller), default (RLlib's module on flattened "
+                                     "observations) or package.module:Class of your own RLModule")
+    networks_per_iteration: int = spec(10, ge=1, doc="child networks (whole episodes) per update (paper: 10)")
+    num_env_runners: int = spec(2, ge=0, doc="Ray env runners sampling (and training children) in parallel; "
+                                             "0 samples in the driver")
+    rllib: dict[str, Any] = spec(default_factory=dict, doc="any other RLlib setting, passed to the algorithm "
+                                                           "config, e.g. {lr: 0.001, clip_param: 0.1}")
+
+
+@dataclasses.dataclass
+class BudgetConfig:
+    networks: int = spec(100, ge=1, doc="child networks to evaluate (NetPool hits included); the search stops "
+                                        "after the iteration that reaches it")
+
+
+@dataclasses.dataclass
+class EASConfig(EASEnvConfig):
+    """``kind: eas``: the env sections plus the run's name, controller and budget."""
+
+    name: str = spec("eas", doc="run folder: runs/<name>/")
+    controller: ControllerConfig = dataclasses.field(default_factory=ControllerConfig)
+    budget: BudgetConfig = dataclasses.field(default_factory=BudgetConfig)
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name or self.name in (".", ".."):
+            raise ValueError(f"name {self.name!r} must be a plain folder name, e.g. eas_digits_seed0")
+
+    def env_config(self, netpool: Path) -> dict[str, Any]:
+        """The ``env_config`` RLlib hands every env runner: this config's env sections, recording episodes."""
+        env = {f.name: to_dict(getattr(self, f.name)) for f in dataclasses.fields(EASEnvConfig)}
+        if env["episode"]["order"] is None:
+            env["episode"]["order"] = "shuffled" if self.controller.algorithm == "random" else "wider_first"
+        return {**env, "netpool": str(Path(netpool).resolve()), "record_episodes": True}

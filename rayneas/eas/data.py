@@ -60,3 +60,14 @@ def load_child_data(cfg: DatasetConfig, seed: int) -> ChildData:
     x, y = to_tensor(train.images, "cifar10"), torch.from_numpy(train.labels)
     val, fit = torch.from_numpy(order[:n_val]), torch.from_numpy(order[n_val:])
     return ChildData(x[fit], y[fit], x[val], y[val], 3, 10, cifar_plus)
+
+
+def load_test_data(cfg: DatasetConfig, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The held-out test images (digits' test split of ``seed``, CIFAR-10's test batch): read once, after a
+    search, to report its best network; never while searching."""
+    if cfg.name == "digits":
+        split = digits_split(seed, val_fraction=cfg.val_fraction or 0.2)
+        return split.x_test, split.y_test
+    assert cfg.root is not None
+    test = load_cifar(cfg.root, "cifar10", "test")
+    return to_tensor(test.images, "cifar10"), torch.from_numpy(test.labels)

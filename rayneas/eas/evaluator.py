@@ -92,6 +92,9 @@ class ChildEvaluator:
         load_state(net, self._start[0])
         return net, self._start[1]
 
+    def log_episode(self, entry: dict) -> None:
+        call(self.pool, "log_episode", entry)
+
     def score(self, net: PlainCNN) -> Score:
         """Reward of a finished child: fine-tuned and scored (``train``) or the surrogate, once per network."""
         cfg, arch = self.cfg, net.arch_string

@@ -84,6 +84,7 @@ class NetPoolStore:
         self._weight_files: dict[Key, str] = {}
         self._weights: dict[Key, bytes] = {}  # only without a path
         self._claims: dict[Key, tuple[str, float]] = {}  # key -> (owner, monotonic time claimed)
+        self._episodes: list[dict[str, Any]] = []  # finished episodes not yet collected (never persisted)
         if self.path is not None and self.path.exists():
             for record, weights_file in _read(self.path):
                 self._records[(record.setting, record.arch)] = record
@@ -147,6 +148,16 @@ class NetPoolStore:
         if self.path is not None:
             _write(self.path, [(r, self._weight_files.get(k)) for k, r in self._records.items()])
         return record
+
+    def log_episode(self, entry: dict[str, Any]) -> None:
+        """A finished episode's child (arch, val_acc, reward, hit...), from whichever env runner ran it."""
+        self._episodes.append(entry)
+
+    def drain_episodes(self) -> list[dict[str, Any]]:
+        """The episodes logged since the last call: the search driver collects them once per iteration,
+        whatever RLlib algorithm sampled them."""
+        episodes, self._episodes = self._episodes, []
+        return episodes
 
     def _has_weights(self, key: Key) -> bool:
         return key in (self._weights if self.path is None else self._weight_files)

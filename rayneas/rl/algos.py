@@ -14,6 +14,7 @@ from ray.rllib.algorithms.impala import IMPALAConfig
 from ray.rllib.algorithms.ppo import PPOConfig
 
 from rayneas.config import ConfigError
+from rayneas.rl.random_search import RandomSearchConfig
 from rayneas.rl.reinforce import REINFORCEConfig
 
 ALGORITHMS: dict[str, type[AlgorithmConfig]] = {
@@ -21,6 +22,7 @@ ALGORITHMS: dict[str, type[AlgorithmConfig]] = {
     "ppo": PPOConfig,
     "appo": APPOConfig,
     "impala": IMPALAConfig,
+    "random": RandomSearchConfig,
 }
 
 
@@ -28,7 +30,7 @@ def algorithm_config(name: str) -> AlgorithmConfig:
     """A fresh RLlib config of the named algorithm; an unknown name is a `ConfigError` listing the known ones."""
     if name not in ALGORITHMS:
         raise ConfigError(f"controller.algorithm: unknown algorithm {name!r}; allowed values are "
-                          f"{', '.join(sorted([*ALGORITHMS, 'random']))}")
+                          f"{', '.join(sorted(ALGORITHMS))}")
     return ALGORITHMS[name]()
 
 

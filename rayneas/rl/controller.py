@@ -16,6 +16,7 @@ from ray.rllib.core.rl_module.rl_module import RLModule, RLModuleSpec
 from rayneas.config import ConfigError
 from rayneas.rl.algos import algorithm_config, apply_rllib
 from rayneas.rl.modules import EASController
+from rayneas.rl.random_search import UNIFORM_MODULE
 
 ENV_ID = "rayneas_envs:rayneas/EAS-v0"
 MODULES = ("bilstm", "default")
@@ -48,7 +49,11 @@ def _flatten(env: Any, spaces: Any, device: Any) -> FlattenObservations:
 def controller_config(*, algorithm: str, module: str, env_config: Mapping[str, Any], episode_steps: int,
                       networks_per_iteration: int, num_env_runners: int, seed: int,
                       rllib: Mapping[str, Any] | None = None) -> AlgorithmConfig:
-    """An RLlib config that samples ``networks_per_iteration`` episodes per iteration; ``rllib`` keys win."""
+    """An RLlib config that samples ``networks_per_iteration`` episodes per iteration; ``rllib`` keys win.
+
+    ``random`` ignores ``module``: it always samples through the uniform
+    Bi-LSTM controller (`rayneas.rl.random_search`).
+    """
     config = algorithm_config(algorithm)
     cls = module_class(module)
     batch = networks_per_iteration * episode_steps
@@ -56,11 +61,13 @@ def controller_config(*, algorithm: str, module: str, env_config: Mapping[str, A
     config.env_runners(num_env_runners=num_env_runners, batch_mode="complete_episodes",
                        rollout_fragment_length=episode_steps)
     config.reporting(min_time_s_per_iteration=0, min_sample_timesteps_per_iteration=0)
-    if cls is None:
+    if algorithm == "random":
+        config.rl_module(rl_module_spec=UNIFORM_MODULE)
+    elif cls is None:
         config.env_runners(env_to_module_connector=_flatten)
     else:
         config.rl_module(rl_module_spec=RLModuleSpec(module_class=cls))
-    if algorithm == "reinforce":
+    if algorithm in ("reinforce", "random"):
         config.training(episodes_per_iteration=networks_per_iteration)
     elif algorithm == "ppo":
         config.training(train_batch_size_per_learner=batch, minibatch_size=episode_steps, num_epochs=1)

@@ -70,6 +70,15 @@ class REINFORCELearner(TorchLearner):
         self.metrics.log_value((module_id, "entropy"), float(entropy.detach()), window=1)
         return loss
 
+    def get_state(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The baseline travels with the weights, so a restored controller's advantages do not jump."""
+        return {**super().get_state(*args, **kwargs), "baseline": self.baseline}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        if "baseline" in state:
+            self.baseline = state["baseline"]
+
 
 class REINFORCE(Algorithm):
     """Each iteration: sample whole episodes on the env runners, one gradient step, sync the weights."""
@@ -78,14 +87,18 @@ class REINFORCE(Algorithm):
     def get_default_config(cls) -> REINFORCEConfig:
         return REINFORCEConfig()
 
-    def training_step(self) -> None:
+    def sample_episodes(self) -> list[Any]:
+        """``episodes_per_iteration`` whole episodes, split over the env runners (or the local one)."""
         runners = self.config.num_env_runners or 1
         per_runner = -(-self.config.episodes_per_iteration // runners)
         sampled = self.env_runner_group.foreach_env_runner(
             lambda runner: (runner.sample(num_episodes=per_runner), runner.get_metrics()),
             local_env_runner=self.env_runner_group.num_remote_workers() <= 0)
-        episodes = [episode for part, _ in sampled for episode in part]
         self.metrics.aggregate([metrics for _, metrics in sampled], key=ENV_RUNNER_RESULTS)
+        return [episode for part, _ in sampled for episode in part]
+
+    def training_step(self) -> None:
+        episodes = self.sample_episodes()
         learner_results = self.learner_group.update(
             episodes=episodes,
             timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: self.metrics.peek(

@@ -59,12 +59,15 @@ def export_run(run_dir: Path, out_dir: Path | None = None) -> Path:
 
 
 def load_exported(out_dir: Path) -> nn.Module:
-    """The exported network, rebuilt from genotype.json's recipe with state_dict.pt's weights."""
+    """The exported network (TE-NAS or EAS), rebuilt from genotype.json's recipe with state_dict.pt's weights."""
     out_dir = Path(out_dir)
     info = read_json(out_dir / GENOTYPE_JSON)
     module, _, name = info["builder"].partition(":")
     builder = getattr(importlib.import_module(module), name)
-    space = make_space(from_dict(TenasConfig, {"space": info["space"], "dataset": info["dataset"]}))
-    net = builder(genotype=space.parse_genotype(info["genotype"]), **info["kwargs"])
+    if info["space"] == "plain":  # an EAS export: the recipe's kwargs hold the architecture
+        net = builder(**info["kwargs"])
+    else:
+        space = make_space(from_dict(TenasConfig, {"space": info["space"], "dataset": info["dataset"]}))
+        net = builder(genotype=space.parse_genotype(info["genotype"]), **info["kwargs"])
     net.load_state_dict(torch.load(out_dir / STATE_DICT, weights_only=True))
     return net

@@ -98,7 +98,7 @@ class RunStore:
             wanted = {k: v for k, v in wanted.items() if k in saved}
         if saved != wanted:
             # The digest follows from the data and the other settings: name it only when nothing else differs.
-            diff = sorted(_diff_keys({**saved, DIGEST: None}, {**wanted, DIGEST: None})) or [
+            diff = sorted(diff_keys({**saved, DIGEST: None}, {**wanted, DIGEST: None})) or [
                 f"the input images ({DIGEST} {saved.get(DIGEST)} -> {wanted.get(DIGEST)}): inputs.root holds "
                 "different data than the saved run read"]
             raise RunDirError(f"cannot resume {self.dir}: the config differs from the saved run in {', '.join(diff)}; "
@@ -132,8 +132,8 @@ def _state_from_json(data: dict) -> SearchState:
     return SearchState(**{**data, "mask": Mask.from_json(data["mask"])})
 
 
-def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+def diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         return [k for key in sorted(set(a) | set(b))
-                for k in _diff_keys(a.get(key), b.get(key), f"{prefix}.{key}" if prefix else key)]
+                for k in diff_keys(a.get(key), b.get(key), f"{prefix}.{key}" if prefix else key)]
     return [] if a == b else [f"{prefix} ({a!r} -> {b!r})"]

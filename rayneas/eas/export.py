@@ -1,0 +1,42 @@
+"""``rayneas export RUN_DIR`` for an EAS run: the best child with the weights the search trained.
+
+Writes, into ``RUN_DIR/export/`` (or ``out_dir``), the same three files as a
+TE-NAS export: ``genotype.json`` (the architecture string, its scores and the
+build recipe ``{"builder": "module:callable", "kwargs": {...}}``),
+``state_dict.pt`` (the trained weights, from the NetPool) and ``model.pt``
+(the whole module). `rayneas.tenas.export.load_exported` rebuilds either kind.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from rayneas.eas.record import RESULT, load_config
+from rayneas.eas.search import trained_network
+from rayneas.spaces.common import count_parameters
+from rayneas.tenas.export import GENOTYPE_JSON, MODEL, STATE_DICT
+from rayneas.tenas.record import RunDirError, read_json
+
+
+def export_eas_run(run_dir: Path, out_dir: Path | None = None) -> Path:
+    run_dir = Path(run_dir)
+    if not (run_dir / RESULT).is_file():
+        raise RunDirError(f"{run_dir} is not finished (no {RESULT}); finish it with `rayneas run CONFIG --resume` "
+                          "before exporting")
+    best = read_json(run_dir / RESULT)["best"]
+    cfg = load_config(run_dir)
+    net, evaluator = trained_network(cfg, run_dir, best["arch"])
+    out = Path(out_dir) if out_dir is not None else run_dir / "export"
+    out.mkdir(parents=True, exist_ok=True)
+    info = {"space": "plain", "dataset": cfg.dataset.name, "genotype": best["arch"],
+            "val_acc": best["val_acc"], "test_acc": best["test_acc"], "parameters": count_parameters(net),
+            "builder": "rayneas.spaces.plain:PlainCNN",
+            "kwargs": {"arch": best["arch"], "in_channels": evaluator.data.in_channels,
+                       "num_classes": evaluator.data.num_classes, "max_layers": cfg.space.max_layers}}
+    (out / GENOTYPE_JSON).write_text(json.dumps(info, indent=1))
+    net = net.cpu()
+    torch.save(net.state_dict(), out / STATE_DICT)
+    torch.save(net, out / MODEL)
+    return out

@@ -1,0 +1,116 @@
+"""The files of an EAS run folder, and the checkpoint that makes ``--resume`` exact.
+
+The RLlib checkpoint, the table of evaluated networks and the search's own
+counters are written into one folder that replaces ``checkpoint/`` in one
+rename, so a search killed at any moment resumes from an iteration whose
+controller weights and network table agree.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rayneas.config import from_dict, to_dict
+from rayneas.eas.config import EASConfig
+from rayneas.files import write_json_atomic, write_parquet_atomic
+from rayneas.tenas.record import RunDirError, diff_keys, read_json
+
+CHECKPOINT, NETWORKS, SEARCH, CONFIG, RESULT = "checkpoint", "networks.parquet", "search.json", "config.json", "result.json"
+#: One row per evaluated child network, in the order the search collected them.
+NETWORK_SCHEMA = pa.schema([
+    ("iteration", pa.int64()), ("arch", pa.string()), ("parent", pa.string()), ("val_acc", pa.float64()),
+    ("reward", pa.float64()), ("netpool_hit", pa.bool_()), ("train_seconds", pa.float64()),
+    ("episode_seconds", pa.float64()), ("params", pa.int64()), ("invalid_actions", pa.int64()),
+])
+#: Settings a resumed run may change: neither alters a number already computed.
+RESUMABLE = ("name", "budget")
+
+
+@dataclasses.dataclass
+class EASState:
+    iterations: int = 0
+    elapsed_s: float = 0.0
+    networks: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    def best(self) -> dict[str, Any] | None:
+        """The most accurate child so far (the first of equals, so the answer never flips on a tie)."""
+        return max(self.networks, key=lambda row: row["val_acc"], default=None)
+
+
+def _settings(cfg: EASConfig) -> dict[str, Any]:
+    return {k: v for k, v in to_dict(cfg).items() if k not in RESUMABLE}
+
+
+class EASRunStore:
+    def __init__(self, run_dir: Path) -> None:
+        self.dir = Path(run_dir)
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.dir / CHECKPOINT
+
+    def start(self, cfg: EASConfig, resume: bool) -> EASState:
+        """A new state, or (``resume``) the checkpoint's, after checking the config changes no saved number.
+
+        Resuming a run killed before its first checkpoint starts it afresh
+        (its trained children are still in the NetPool file).
+        """
+        old = self.dir / f".{CHECKPOINT}.old"
+        if not self.checkpoint.exists() and old.is_dir():  # killed between save()'s two renames
+            os.replace(old, self.checkpoint)
+        saved = (self.checkpoint / SEARCH).is_file()
+        if saved and not resume:
+            raise RunDirError(f"{self.dir} already holds an EAS run ({CHECKPOINT}/); continue it with --resume, or "
+                              "start a new one under another name (--set name=...)")
+        if resume and not (self.dir / CONFIG).is_file():
+            raise RunDirError(f"cannot resume: {self.dir} holds no EAS run ({CONFIG}); run without --resume to start")
+        state = EASState()
+        if resume and saved:
+            diff = diff_keys({k: v for k, v in read_json(self.dir / CONFIG).items() if k not in RESUMABLE},
+                             _settings(cfg))
+            if diff:
+                raise RunDirError(f"cannot resume {self.dir}: the config differs from the saved run in "
+                                  f"{', '.join(sorted(diff))}; only {' and '.join(RESUMABLE)} may change "
+                                  "(e.g. --set budget.networks=200 to search longer)")
+            state = EASState(**read_json(self.checkpoint / SEARCH))
+            state.networks = pq.read_table(self.checkpoint / NETWORKS).to_pylist()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.dir / CONFIG, to_dict(cfg))
+        return state
+
+    def save(self, algo: Any, state: EASState) -> None:
+        """RLlib state + networks + counters as one new ``checkpoint/``; a copy of the table beside it."""
+        tmp, old = self.dir / f".{CHECKPOINT}.tmp", self.dir / f".{CHECKPOINT}.old"
+        shutil.rmtree(tmp, ignore_errors=True)
+        algo.save_to_path(str(tmp.resolve()))
+        table = pa.Table.from_pylist(state.networks, schema=NETWORK_SCHEMA)
+        pq.write_table(table, tmp / NETWORKS)
+        (tmp / SEARCH).write_text(json.dumps({"iterations": state.iterations, "elapsed_s": state.elapsed_s}))
+        shutil.rmtree(old, ignore_errors=True)
+        if self.checkpoint.exists():
+            os.replace(self.checkpoint, old)
+        os.replace(tmp, self.checkpoint)
+        shutil.rmtree(old, ignore_errors=True)
+        write_parquet_atomic(self.dir / NETWORKS, table)
+
+    def write_result(self, result: dict) -> None:
+        write_json_atomic(self.dir / RESULT, result)
+
+
+def load_config(run_dir: Path) -> EASConfig:
+    return from_dict(EASConfig, read_json(Path(run_dir) / CONFIG))
+
+
+def load_networks(run_dir: Path) -> list[dict[str, Any]]:
+    """``networks.parquet`` of a run folder: every child evaluated so far."""
+    path = Path(run_dir) / NETWORKS
+    if not path.is_file():
+        raise RunDirError(f"{path} does not exist; is {run_dir} the folder of an EAS run (runs/<name>/)?")
+    return pq.read_table(path).to_pylist()

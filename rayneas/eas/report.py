@@ -1,0 +1,111 @@
+"""Watching an EAS search: the per-iteration report, console progress, TensorBoard scalars, the reward curve."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any, Protocol
+
+from matplotlib.figure import Figure
+from tensorboardX import SummaryWriter
+from tqdm import tqdm
+
+REWARD_PNG = "reward_curve.png"
+TENSORBOARD_DIR = "tb"
+
+
+@dataclasses.dataclass(frozen=True)
+class IterationReport:
+    """What every watcher is told after an iteration is checkpointed; one object so they report the same numbers."""
+
+    iteration: int  # iterations done, this one included
+    networks: int  # children evaluated this iteration
+    networks_evaluated: int  # ... and in the whole search
+    reward_mean: float  # mean episode return of this iteration's children
+    val_acc_mean: float
+    best_val_acc: float  # best child so far
+    best_arch: str
+    netpool_hit_rate: float  # share of this iteration's children the NetPool already had
+    seconds: float
+    controller: dict[str, float]  # the learner's scalars (losses, entropy, baseline), empty for random search
+    finished: bool = False
+
+    def metrics(self) -> dict[str, Any]:
+        """Flat values for Tune and TensorBoard."""
+        return {"iteration": self.iteration, "networks_evaluated": self.networks_evaluated,
+                "reward_mean": self.reward_mean, "val_acc_mean": self.val_acc_mean,
+                "best_val_acc": self.best_val_acc, "best_arch": self.best_arch,
+                "netpool_hit_rate": self.netpool_hit_rate, "iteration_seconds": self.seconds,
+                "finished": self.finished, **{f"controller/{k}": v for k, v in self.controller.items()}}
+
+
+class IterationCallback(Protocol):
+    """Called after each iteration's checkpoint is written (so a Tune checkpoint taken here is complete)."""
+
+    def __call__(self, report: IterationReport) -> None: ...
+
+
+def controller_scalars(result: dict[str, Any]) -> dict[str, float]:
+    """The finite numeric learner results of an RLlib iteration (module ``default_policy``)."""
+    learner = result.get("learners", {}).get("default_policy", {})
+    return {k: float(v) for k, v in learner.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+
+
+class Progress:
+    """A tqdm bar over the network budget: iteration, networks evaluated, best val_acc, ETA."""
+
+    def __init__(self, budget: int, done: int, algorithm: str) -> None:
+        self.bar = tqdm(total=budget, initial=min(done, budget), unit="net", dynamic_ncols=True,
+                        desc=f"EAS ({algorithm})")
+
+    def __call__(self, report: IterationReport) -> None:
+        self.bar.set_postfix_str(f"iteration {report.iteration}, best val_acc {report.best_val_acc:.4f}")
+        self.bar.update(min(report.networks_evaluated, self.bar.total) - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class Board:
+    """TensorBoard scalars per iteration in ``runs/<name>/tb``; a resumed run appends to the same folder."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.writer = SummaryWriter(str(Path(run_dir) / TENSORBOARD_DIR))
+
+    def __call__(self, report: IterationReport) -> None:
+        for tag, value in report.metrics().items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and tag != "iteration":
+                self.writer.add_scalar(tag if "/" in tag else f"search/{tag}", value, report.iteration)
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def plot_rewards(run_dir: Path, networks: list[dict[str, Any]], title: str) -> Path:
+    """``reward_curve.png``: each child's reward and the iteration mean; best-so-far val_acc per network."""
+    iterations = sorted({row["iteration"] for row in networks})
+    means = [sum(r["reward"] for r in networks if r["iteration"] == i) /
+             sum(1 for r in networks if r["iteration"] == i) for i in iterations]
+    best, running = [], -math.inf
+    for row in networks:
+        running = max(running, row["val_acc"])
+        best.append(running)
+    fig = Figure(figsize=(9, 4), layout="constrained")  # no pyplot: no global backend state
+    ax_r, ax_a = fig.subplots(1, 2)
+    ax_r.scatter([r["iteration"] for r in networks], [r["reward"] for r in networks], s=8, alpha=0.4,
+                 color="tab:gray", label="child")
+    ax_r.plot(iterations, means, "o-", color="tab:blue", label="iteration mean")
+    ax_r.set_xlabel("iteration")
+    ax_r.set_ylabel("reward tan(val_acc·π/2) (minus invalid-action penalties)")
+    ax_r.legend(fontsize=7)
+    ax_a.plot(range(1, len(best) + 1), best, color="tab:red")
+    ax_a.set_xlabel("networks evaluated")
+    ax_a.set_ylabel("best validation accuracy so far")
+    for ax in (ax_r, ax_a):
+        ax.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=8)
+    path = Path(run_dir) / REWARD_PNG
+    fig.savefig(path, dpi=120)
+    return path
