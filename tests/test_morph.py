@@ -2,6 +2,7 @@ import random
 
 import pytest
 import torch
+from morph_helpers import outputs, state, with_trained_statistics
 
 from rayneas.morph import MorphError, deepen, deepened, widen, widened
 from rayneas.spaces.plain import KERNEL_SIZES, Layer, PlainCNN, parse, to_string
@@ -16,20 +17,7 @@ def random_arch(rng: random.Random) -> str:
 
 
 def trained_looking(arch: str, in_channels: int, seed: int) -> PlainCNN:
-    """A network with non-trivial BN affine parameters and running statistics."""
-    net = PlainCNN(arch, in_channels=in_channels, num_classes=5, seed=seed)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in net.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.weight.uniform_(0.5, 1.5, generator=gen)
-                module.bias.normal_(0.0, 0.3, generator=gen)
-            if isinstance(module, torch.nn.Linear):
-                module.bias.normal_(0.0, 0.3, generator=gen)
-        net.train()
-        for _ in range(3):
-            net(torch.randn(32, in_channels, 9, 9, generator=gen) * 2 + 0.5)
-    return net.eval()
+    return with_trained_statistics(PlainCNN(arch, in_channels=in_channels, num_classes=5, seed=seed), in_channels, seed)
 
 
 def random_transforms(net: PlainCNN, rng: random.Random, gen: torch.Generator, batch: torch.Tensor, n: int,
@@ -40,15 +28,6 @@ def random_transforms(net: PlainCNN, rng: random.Random, gen: torch.Generator, b
             widen(net, index, net.arch[index].width + rng.randint(1, 5), rng=gen, noise=0.01 if noise else 0.0)
         else:
             deepen(net, index, kernel=rng.choice(KERNEL_SIZES), batch=batch, rng=gen, noise=0.001 if noise else 0.0)
-
-
-def outputs(net: PlainCNN, x: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return net.eval()(x)
-
-
-def state(net: PlainCNN) -> dict:
-    return {k: v.clone() for k, v in net.state_dict().items()}
 
 
 @pytest.mark.parametrize("case", range(12))

@@ -14,6 +14,7 @@ from torch import nn
 
 from rayneas.morph.arch import widened
 from rayneas.morph.noise import add_noise, check_noise
+from rayneas.morph.units import inputs_replicated, random_mapping, replicated, split_factors
 from rayneas.spaces.plain import ConvBlock, PlainCNN, in_widths, make_block
 
 
@@ -29,30 +30,14 @@ def _reader(net: PlainCNN, index: int) -> tuple[nn.Module, str]:
 
 def _with_inputs(module: nn.Module, mapping: torch.Tensor, scale: torch.Tensor) -> nn.Module:
     """A copy of a Conv2d/Linear reading ``len(mapping)`` inputs: input i is old input mapping[i], scaled."""
-    weight = module.weight.detach()
     if isinstance(module, nn.Conv2d):
         new = nn.Conv2d(len(mapping), module.out_channels, module.kernel_size, padding=module.padding,
                         bias=module.bias is not None)
-        view = (1, -1, 1, 1)
     else:
         new = nn.Linear(len(mapping), module.out_features, bias=module.bias is not None)
-        view = (1, -1)
-    new = new.to(device=weight.device, dtype=weight.dtype)
-    new.weight.copy_(weight[:, mapping] * scale.to(weight.dtype).view(view))
-    if module.bias is not None:
-        new.bias.copy_(module.bias.detach())
+    new = new.to(device=module.weight.device, dtype=module.weight.dtype)
+    inputs_replicated(module, new, mapping, scale)
     return new
-
-
-def _replicated(block: nn.Module, new_block: nn.Module, mapping: torch.Tensor) -> None:
-    """Fill ``new_block``'s units with copies of ``block``'s units ``mapping``.
-
-    Every per-unit tensor of a block (conv/linear weight and bias, BN affine
-    parameters and running statistics) has the units on its first axis; the
-    scalar ``num_batches_tracked`` is copied as is.
-    """
-    state = block.state_dict()
-    new_block.load_state_dict({k: v[mapping] if v.dim() else v for k, v in state.items()})
 
 
 def _incoming_weight(block: nn.Module) -> torch.Tensor:
@@ -71,13 +56,13 @@ def widen(net: PlainCNN, index: int, width: int, *, rng: torch.Generator, noise:
     check_noise(noise)
     block = net.blocks[index]
     old = net.arch[index].width
-    mapping = torch.cat([torch.arange(old), torch.randint(old, (width - old,), generator=rng)])
-    scale = 1.0 / torch.bincount(mapping, minlength=old)[mapping].double()
+    mapping = random_mapping(old, width, rng)
+    scale = split_factors(mapping, old)
     weight = _incoming_weight(block)
     with torch.no_grad():
         new_block = make_block(new_arch[index], in_widths(net.arch, net.in_channels)[index])
         new_block = new_block.to(device=weight.device, dtype=weight.dtype)
-        _replicated(block, new_block, mapping.to(weight.device))
+        replicated(block, new_block, mapping)
         if noise:
             add_noise(_incoming_weight(new_block)[old:], weight, noise, rng)
         owner, attr = _reader(net, index)

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from rayneas.errors import RayneasError
+from rayneas.spaces.common import check_length, he_init, parse_tokens, token_numbers
 
 MAX_LAYERS = 50  # the controller's encoder reads at most 50 tokens
 KERNEL_SIZES: tuple[int, ...] = (1, 3, 5)
@@ -87,16 +88,8 @@ class Layer:
         expected = {"conv": ("filters", "kernel"), "fc": ("units",)}.get(kind)
         if expected is None:
             raise ArchError(f"unknown layer type {kind!r}; use {_FORMS}")
-        if len(numbers) != len(expected):
-            form = "conv-{filters}-{kernel}, e.g. conv-16-3" if kind == "conv" else "fc-{units}, e.g. fc-64"
-            raise ArchError(f"{kind} takes {len(expected)} number(s): write {form}")
-        values = []
-        for name, text in zip(expected, numbers):
-            if not (text.isascii() and text.isdigit()) or int(text) < 1:
-                raise ArchError(f"{name} {text!r} is not a positive integer")
-            values.append(int(text))
-        if kind == "conv" and values[1] not in KERNEL_SIZES:
-            raise ArchError(f"kernel {values[1]} is not one of {', '.join(map(str, KERNEL_SIZES))}")
+        form = "conv-{filters}-{kernel}, e.g. conv-16-3" if kind == "conv" else "fc-{units}, e.g. fc-64"
+        values = token_numbers(kind, expected, numbers, form, ArchError, KERNEL_SIZES)
         return cls(kind, *values)
 
 
@@ -106,10 +99,7 @@ Arch = tuple[Layer, ...]
 def check(layers: Sequence[Layer], max_layers: int = MAX_LAYERS) -> Arch:
     """Validate the layer order and count; returns the layers as a tuple."""
     layers = tuple(layers)
-    if not layers:
-        raise ArchError(f"the architecture is empty; example: {DEMO_START!r}")
-    if len(layers) > max_layers:
-        raise ArchError(f"{len(layers)} layers exceed the maximum of {max_layers}; remove layers")
+    check_length(layers, max_layers, ArchError, "architecture", DEMO_START)
     if layers[0].kind != "conv":
         raise ArchError(f"layer 0 {layers[0].token!r}: the network must start with a conv layer")
     seen_fc = False
@@ -126,18 +116,8 @@ def check(layers: Sequence[Layer], max_layers: int = MAX_LAYERS) -> Arch:
 
 def parse(text: str, max_layers: int = MAX_LAYERS) -> Arch:
     """``"conv-16-3 pool fc-64"`` -> layers; an error names the bad token and its 0-based position."""
-    if not isinstance(text, str):
-        raise ArchError(f"expected an architecture string, got {type(text).__name__}")
-    layers = []
-    for i, token in enumerate(text.split()):
-        try:
-            layers.append(Layer.from_token(token))
-        except ArchError as exc:
-            raise ArchError(f"{text!r}: layer {i} {token!r}: {exc}") from None
-    try:
-        return check(layers, max_layers)
-    except ArchError as exc:
-        raise ArchError(f"{text!r}: {exc}") from None
+    return parse_tokens(text, Layer.from_token, lambda layers: check(layers, max_layers), ArchError,
+                        "an architecture string")
 
 
 def to_string(layers: Sequence[Layer]) -> str:
@@ -225,20 +205,7 @@ class PlainCNN(nn.Module):
         widths = in_widths(self.arch, in_channels)
         self.blocks = nn.ModuleList(make_block(layer, w) for layer, w in zip(self.arch, widths))
         self.classifier = nn.Linear(widths[-1], num_classes)
-        self._init_weights(torch.Generator().manual_seed(seed))
-
-    def _init_weights(self, gen: torch.Generator) -> None:
-        # He init as in the EAS code, drawn from a private generator so the
-        # same seed gives the same network whatever else used torch's RNG.
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu", generator=gen)
-            elif isinstance(module, nn.Linear):
-                nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu", generator=gen)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        he_init(self, torch.Generator().manual_seed(seed))
 
     @property
     def arch_string(self) -> str:
