@@ -111,3 +111,16 @@ def test_bad_controller_settings_fail_before_anything_runs(tmp_path):
     with pytest.raises(ConfigError, match=r"controller.rllib.lr_schedul: REINFORCE has no setting 'lr_schedul'"):
         run_eas(_config("controller.rllib={lr_schedul: 1}"), tmp_path / "bad")
     assert not (tmp_path / "bad").exists()  # no run folder left to block the corrected run
+
+
+def test_the_demo_prints_the_best_child_and_reruns(ray_local, tmp_path, capsys):
+    from rayneas.demo import DEMO_EAS, demo_eas
+
+    cfg = _config(f"name={DEMO_EAS.name}", "budget.networks=2")
+    summary = demo_eas(tmp_path, cfg)
+    out = capsys.readouterr().out
+    best = summary["best"]
+    assert (f"best child {best['arch']}: val_acc {best['val_acc']:.4f}, test_acc {best['test_acc']:.4f}, "
+            f"{best['params']} parameters (iteration 1)") in out
+    assert demo_eas(tmp_path, cfg)["best"] == best  # a second `make demo` re-reads the finished run
+    assert "continuing the earlier demo run" in capsys.readouterr().out

@@ -296,10 +296,10 @@ def test_missing_dataset_fails_before_ray_starts(tmp_path):
 
 
 def test_demo_prints_the_found_cell_and_its_looked_up_accuracies(tmp_path, capsys):
-    from rayneas.demo import demo
+    from rayneas.demo import demo_tenas
 
     cfg = dataclasses.replace(tiny(), name="demo_tenas_nb201")
-    summary = demo(tmp_path, cfg)
+    summary = demo_tenas(tmp_path, cfg)
     out = capsys.readouterr().out
     acc = lookup(summary["genotype"])
     assert f"found genotype {summary['genotype']}  (NAS-Bench-201 index {acc.index})" in out
@@ -307,5 +307,5 @@ def test_demo_prints_the_found_cell_and_its_looked_up_accuracies(tmp_path, capsy
     assert ("best in NAS-Bench-201, one dataset at a time (three different cells): CIFAR-10 94.37 (index 6111)  "
             "CIFAR-100 73.51 (index 9930)  ImageNet16-120 47.31 (index 857)") in out
     assert (tmp_path / "demo_tenas_nb201" / "result.json").is_file()
-    demo(tmp_path, cfg)  # a second `make demo` re-reads the finished run instead of failing on its folder
+    demo_tenas(tmp_path, cfg)  # a second `make demo` re-reads the finished run instead of failing on its folder
     assert "continuing the earlier demo run" in capsys.readouterr().out
