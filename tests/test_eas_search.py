@@ -124,3 +124,18 @@ def test_the_demo_prints_the_best_child_and_reruns(ray_local, tmp_path, capsys):
             f"{best['params']} parameters (iteration 1)") in out
     assert demo_eas(tmp_path, cfg)["best"] == best  # a second `make demo` re-reads the finished run
     assert "continuing the earlier demo run" in capsys.readouterr().out
+
+
+def test_the_readme_custom_controller_runs_by_class_path(ray_local, tmp_path, monkeypatch):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = readme.split("```python\n# my_controller.py", 1)[1].split("```", 1)[0]
+    (tmp_path / "my_controller.py").write_text("# my_controller.py" + code)
+    monkeypatch.syspath_prepend(str(tmp_path))  # what PYTHONPATH=. does for the README's command
+    run_eas(_config("controller.module=my_controller:MLPWiderController", "reward.mode=surrogate",
+                    "budget.networks=2"), tmp_path / "custom")
+    algo = Algorithm.from_checkpoint(str(tmp_path / "custom" / "checkpoint"))
+    try:
+        weights = algo.get_module().state_dict()
+    finally:
+        algo.stop()
+    assert type(algo.get_module()).__name__ == "MLPWiderController" and "pi.wider.0.weight" in weights
