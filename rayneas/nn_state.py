@@ -17,17 +17,30 @@ from torch import nn
 @contextmanager
 def train_mode(model: nn.Module) -> Iterator[nn.Module]:
     """``model`` in train mode inside the block; its modes and buffers as before, after it."""
+    with _mode(model, True):
+        yield model
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """``model`` in eval mode inside the block (e.g. a batch of one through BatchNorm); modes and buffers restored."""
+    with _mode(model, False):
+        yield model
+
+
+@contextmanager
+def _mode(model: nn.Module, training: bool) -> Iterator[None]:
     modes = [(module, module.training) for module in model.modules()]
     buffers = [(buf, buf.detach().clone()) for buf in model.buffers()]
-    model.train()
+    model.train(training)
     try:
-        yield model
+        yield
     finally:
         with torch.no_grad():
             for buf, saved in buffers:
                 buf.copy_(saved)
-        for module, training in modes:
-            module.training = training
+        for module, mode in modes:
+            module.training = mode
 
 
 def device_of(model: nn.Module) -> torch.device:

@@ -9,6 +9,16 @@ descending: low is good). Prints Kendall τ of each against the CIFAR-10,
 CIFAR-100 and ImageNet16-120 test accuracies, writes per-cell scores and the
 τ table (CSV and Parquet) and scatter plots (PNG) to ``--out``.
 
+Every other registered indicator (``--proxies``, default all: NASWOT, JacoV,
+AZ-NAS's three, FLOPs, params) is computed on the network its registration
+names (the cell's evaluation network, ``--proxy-C`` × ``--proxy-N``, default
+NAS-Bench-201's 16 × 5) with its declared batch (``--proxy-batch`` caps it)
+and image source, averaged over the same ``--repeats`` (fresh init and batch
+each; ``--mode paper``: Kaiming fan_in, as AZ-NAS), and gets its own τ row,
+plus ``az_nas``: AZ-NAS's log-rank aggregate of its three proxies and FLOPs.
+A cell with no path from input to output gets its proxies' worst value
+(−inf for higher-is-better) and ranks last, like κ = inf.
+
 Defaults follow the paper's text (κ batch 32; the reference code's search uses
 72, ``--batch-size 72``). Cells with no path from input to output get κ = inf
 and R = 1: they rank last. κ is averaged over repeats by its mean (the
@@ -22,6 +32,7 @@ so both give identical numbers).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import math
 import sys
@@ -33,11 +44,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+import torch
 from scipy.stats import kendalltau, rankdata
 
 from rayneas.config import from_dict
+from rayneas.data import image_batch
+from rayneas.indicators import DegenerateNetworkError, aggregate, available_indicators, indicator_info, init_weights
+from rayneas.indicators.registry import InputSpec
 from rayneas.lookup import load_table
 from rayneas.scoring import ScorerPool, ensure_ray
+from rayneas.scoring.host import DEVICE_KEY
+from rayneas.seeding import derive_seed
 from rayneas.spaces import nb201
 from rayneas.spaces.mask import Mask
 from rayneas.tenas.config import TenasConfig
@@ -46,6 +63,10 @@ from rayneas.tenas.scorer import ScoreTask, TenasScorer, init_seeds, shared_inpu
 
 DATASETS = {"cifar10": "cifar10_test", "cifar100": "cifar100_test", "imagenet16": "imagenet16_test"}
 PAPER_TAU = {"kappa": -0.42, "regions": 0.50, "rank_sum": -0.64}  # TE-NAS paper, NAS-Bench-201
+TENAS_INDICATORS = ("ntk", "linear_regions")  # scored by TenasScorer above, as the search scores them
+AZ_NAS = ("az_expressivity", "az_progressivity", "az_trainability", "flops")  # AZ-NAS's four proxies
+TENAS_ROWS = {"kappa": "lower", "regions": "higher", "rank_sum": "lower", "kappa_median": "lower",
+              "rank_sum_median": "lower", "kappa_geomean": "lower", "rank_sum_geomean": "lower"}
 
 
 def search_config(args: argparse.Namespace) -> TenasConfig:
@@ -95,7 +116,87 @@ def score_cells(args: argparse.Namespace, indices: list[int]) -> list[dict[str, 
             for i in range(0, len(scores), repeats)]
 
 
-def summarize(indices: list[int], results: list[dict[str, list[float]]], table: pa.Table) -> pa.Table:
+@dataclasses.dataclass(frozen=True)
+class ProxyTask:
+    index: int  # NAS-Bench-201 index of the cell
+    repeat: int
+    seed: int
+    label: str
+
+
+class ProxyScorer:
+    """Every proxy of ``names`` on one cell's network under one repeat's init and batches → {name: value}."""
+
+    def __init__(self, names: tuple[str, ...], C: int, N: int, mode: str) -> None:
+        self.names, self.C, self.N, self.mode = names, C, N, mode
+
+    def __call__(self, task: ProxyTask, shared: dict[str, Any]) -> dict[str, float]:
+        net = nb201.build(task.index, C=self.C, N=self.N).to(shared[DEVICE_KEY])
+        net = init_weights(net, self.mode, task.seed, fan="in")
+        values = {}
+        for name in self.names:
+            info = indicator_info(name)
+            try:
+                values[name] = float(info.fn(net, shared[input_key(name)][task.repeat]))
+            except DegenerateNetworkError:
+                values[name] = -math.inf if info.direction == "higher" else math.inf
+        return values
+
+
+def proxy_names(args: argparse.Namespace) -> tuple[str, ...]:
+    if args.proxies == "none":
+        return ()
+    if args.proxies == "all":
+        return tuple(n for n in available_indicators() if n not in TENAS_INDICATORS)
+    names = tuple(n.strip() for n in args.proxies.split(",") if n.strip())
+    for name in names:
+        info = indicator_info(name)  # unknown names raise, listing the registered ones
+        if name in TENAS_INDICATORS or info.network != "eval":
+            raise SystemExit(f"--proxies: {name!r} is computed on the {info.network} network; this script scores "
+                             "κ and R with the search's scorer and only evaluation-network proxies with --proxies")
+    return names
+
+
+def proxy_spec(spec: InputSpec, args: argparse.Namespace) -> tuple[str, int, int, int]:
+    """(source, batch, channels, size) of the batches a proxy gets: its declaration, batch capped by --proxy-batch."""
+    batch = spec.batch_size or args.batch_size
+    if args.proxy_batch is not None:
+        batch = min(batch, args.proxy_batch)
+    return spec.source or args.source, batch, spec.channels, spec.size or 32
+
+
+def input_key(name: str) -> str:
+    return f"inputs_{name}"
+
+
+def score_proxies(args: argparse.Namespace, indices: list[int]) -> list[dict[str, list[float]]]:
+    """Per cell, {proxy: [value per repeat]}; every cell sees the same batches in repeat r, its own inits."""
+    names = proxy_names(args)
+    if not names:
+        return [{} for _ in indices]
+    shared: dict[str, Any] = {}
+    batches: dict[tuple[str, int, int, int], Any] = {}
+    for name in names:
+        spec = indicator_info(name).inputs
+        key = proxy_spec(spec, args)
+        if key not in batches:
+            source, n, channels, size = key
+            batches[key] = torch.stack([image_batch(source, n, derive_seed(args.seed, 5, r), size, args.root,
+                                                    channels=channels).contiguous()
+                                        for r in range(args.repeats)])
+        shared[input_key(name)] = batches[key]  # proxies with the same declared inputs share one tensor
+    tasks = [ProxyTask(index, r, derive_seed(args.seed, 4, index, r), f"cell {index}, repeat {r}")
+             for index in indices for r in range(args.repeats)]
+    factory = functools.partial(ProxyScorer, names, args.proxy_C, args.proxy_N, args.mode)
+    with ScorerPool(factory, num_actors=args.num_actors, threads_per_actor=args.threads, shared=shared) as pool:
+        scores = pool.score(tasks)
+    repeats = args.repeats
+    return [{name: [s[name] for s in scores[i:i + repeats]] for name in names}
+            for i in range(0, len(scores), repeats)]
+
+
+def summarize(indices: list[int], results: list[dict[str, list[float]]], table: pa.Table,
+              proxies: list[dict[str, list[float]]] | None = None) -> pa.Table:
     kappa_runs = np.array([r["kappa"] for r in results], dtype=np.float64)
     region_runs = np.array([r["regions"] for r in results], dtype=np.float64)
     regions = region_runs.mean(axis=1)
@@ -113,14 +214,28 @@ def summarize(indices: list[int], results: list[dict[str, list[float]]], table: 
     for r in range(kappa_runs.shape[1]):
         columns[f"kappa_{r}"] = kappa_runs[:, r]
         columns[f"regions_{r}"] = region_runs[:, r]
+    names = list(proxies[0]) if proxies else []
+    for name in names:
+        runs = np.array([p[name] for p in proxies], dtype=np.float64)
+        columns[name] = runs.mean(axis=1)  # one degenerate repeat (−inf) ranks the cell last
+        for r in range(runs.shape[1]):
+            columns[f"{name}_{r}"] = runs[:, r]
+    if all(name in names for name in AZ_NAS):
+        columns["az_nas"] = aggregate("log_rank", {name: columns[name] for name in AZ_NAS},
+                                      candidates=[f"cell {i}" for i in indices], nonfinite="worst")
     for name, column in DATASETS.items():
         columns[name] = table.column(column).to_numpy()[indices]
     return pa.table(columns)
 
 
 def tau_table(scores: pa.Table) -> pa.Table:
-    names = ["kappa", "regions", "rank_sum", "kappa_median", "rank_sum_median", "kappa_geomean", "rank_sum_geomean"]
-    rows: dict[str, list[Any]] = {"indicator": names}
+    better = dict(TENAS_ROWS)
+    better.update({name: indicator_info(name).direction for name in scores.column_names
+                   if name in available_indicators()})
+    if "az_nas" in scores.column_names:
+        better["az_nas"] = "higher"
+    names = list(better)
+    rows: dict[str, list[Any]] = {"indicator": names, "better": [better[name] for name in names]}
     for dataset in DATASETS:
         accuracy = scores.column(dataset).to_numpy()
         rows[dataset] = [float(kendalltau(rankdata(scores.column(name).to_numpy()), accuracy).statistic)
@@ -183,12 +298,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--N", type=int, default=1, help="cells per stage of the κ network")
     parser.add_argument("--num-actors", type=int, default=0, help="Ray actors; 0 scores in this process")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per actor (and on the serial path)")
+    parser.add_argument("--proxies", default="all",
+                        help="comma-separated evaluation-network indicators to score too, 'all' (default) or 'none'")
+    parser.add_argument("--proxy-C", type=int, default=16, help="channels of the proxies' evaluation network")
+    parser.add_argument("--proxy-N", type=int, default=5, help="cells per stage of the proxies' evaluation network")
+    parser.add_argument("--proxy-batch", type=int, default=None,
+                        help="cap on the proxies' batch sizes (default: each proxy's declared batch)")
     parser.add_argument("--csv", default=None, help="accuracy CSV (default: $RAYNEAS_NB201_CSV or the bundled copy)")
     parser.add_argument("--out", type=Path, default=Path("runs/correlation_nb201"))
     args = parser.parse_args(argv)
-    for name in ("num_archs", "batch_size", "repeats", "region_samples", "region_batches", "C", "N", "threads"):
+    for name in ("num_archs", "batch_size", "repeats", "region_samples", "region_batches", "C", "N", "threads",
+                 "proxy_C", "proxy_N"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.proxy_batch is not None and args.proxy_batch < 2:
+        parser.error(f"--proxy-batch must be at least 2 (NASWOT, JacoV and AZ-NAS compare samples), got "
+                     f"{args.proxy_batch}")
     if args.batch_size < 2:
         parser.error("--batch-size must be at least 2: κ is the condition number of a batch × batch matrix")
     if not 0 <= args.num_actors:
@@ -205,8 +330,9 @@ def main(argv: list[str] | None = None) -> pa.Table:
     indices = sorted(int(i) for i in rng.choice(nb201.NUM_ARCHS, args.num_archs, replace=False))
     start = time.perf_counter()
     results = score_cells(args, indices)
+    proxies = score_proxies(args, indices)
     seconds = time.perf_counter() - start
-    scores = summarize(indices, results, table)
+    scores = summarize(indices, results, table, proxies)
     taus = tau_table(scores)
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -219,10 +345,10 @@ def main(argv: list[str] | None = None) -> pa.Table:
           f"{args.repeats} repeat(s), mode {args.mode}, inputs {args.source}; "
           f"{int((~np.isfinite(scores.column('kappa').to_numpy())).sum())} cells with κ = inf; "
           f"{seconds:.0f} s on {max(args.num_actors, 1)} worker(s) × {args.threads} thread(s)")
-    print(f"{'Kendall tau':16s}" + "".join(f"{d:>12s}" for d in DATASETS) + f"{'paper':>10s}")
+    print(f"{'Kendall tau':18s}{'better':>8s}" + "".join(f"{d:>12s}" for d in DATASETS) + f"{'paper':>10s}")
     for row in taus.to_pylist():
         paper = "" if row["paper"] is None else f"{row['paper']:+10.2f}"
-        print(f"{row['indicator']:16s}" + "".join(f"{row[d]:+12.3f}" for d in DATASETS) + paper)
+        print(f"{row['indicator']:18s}{row['better']:>8s}" + "".join(f"{row[d]:+12.3f}" for d in DATASETS) + paper)
     print(f"τ between repeats 0 and 1: κ {repeat_agreement(scores, 'kappa'):+.3f}, "
           f"R {repeat_agreement(scores, 'regions'):+.3f}")
     print(f"wrote {args.out}/scores.csv|parquet, tau.csv|parquet, " + ", ".join(p.name for p in plots))

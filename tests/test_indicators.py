@@ -314,14 +314,22 @@ def test_correlation_script_writes_scores_tau_table_and_plots(tmp_path):
     script = Path(__file__).resolve().parents[1] / "scripts" / "correlation_nb201.py"
     run = subprocess.run(
         [sys.executable, str(script), "--num-archs", "6", "--batch-size", "4", "--repeats", "2",
-         "--region-samples", "40", "--region-batches", "2", "--out", str(tmp_path)],
+         "--region-samples", "40", "--region-batches", "2", "--proxy-C", "2", "--proxy-N", "1", "--proxy-batch", "4",
+         "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=120,
     )
     assert run.returncode == 0, run.stderr
     scores = pacsv.read_csv(tmp_path / "scores.csv")
     assert scores.num_rows == 6 and {"kappa", "regions", "rank_sum", "kappa_0", "cifar10"} <= set(scores.column_names)
+    proxies = set(available_indicators()) - {"ntk", "linear_regions"}
+    assert proxies | {"az_nas"} | {f"{name}_1" for name in proxies} <= set(scores.column_names)
     taus = pq.read_table(tmp_path / "tau.parquet").to_pylist()
     assert [row["indicator"] for row in taus][:3] == ["kappa", "regions", "rank_sum"]
+    assert {row["indicator"] for row in taus} >= proxies | {"az_nas"}
+    assert {row["indicator"]: row["better"] for row in taus}["naswot"] == "higher"
+    # The one disconnected cell of this sample (13286) gets −inf proxies, as κ = inf: it ranks last.
+    disconnected = [i for i, ok in enumerate(scores.column("connected").to_pylist()) if not ok]
+    assert disconnected and all(scores.column("naswot")[i].as_py() == -math.inf for i in disconnected)
     assert all(-1 <= row[d] <= 1 for row in taus for d in ("cifar10", "cifar100", "imagenet16"))
     assert all((tmp_path / f"scatter_{d}.png").stat().st_size > 0 for d in ("cifar10", "cifar100", "imagenet16"))
     assert "Kendall tau" in run.stdout

@@ -19,13 +19,15 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from rayneas.indicators.registry import register_indicator
+from rayneas.indicators.inputs import REGION_CROP
+from rayneas.indicators.registry import InputSpec, register_indicator
 from rayneas.nn_state import device_of, train_mode
 
 _BIT_WEIGHTS = torch.tensor([1, 2, 4, 8, 16, 32, 64, 128], dtype=torch.uint8)
 
 
-@register_indicator("linear_regions")
+@register_indicator("linear_regions", direction="higher", network="thin",
+                    inputs=InputSpec(batch_size=1000, channels=1, size=REGION_CROP, batches=3))
 def count_linear_regions(model: nn.Module, inputs: torch.Tensor | Sequence[torch.Tensor]) -> int:
     """Distinct ReLU on/off patterns of ``model`` over ``inputs`` (one S×C×H×W batch or a list of them)."""
     batches = _as_batches(inputs)

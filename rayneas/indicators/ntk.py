@@ -32,7 +32,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from rayneas.indicators.registry import register_indicator
+from rayneas.indicators.common import reached_parameters
+from rayneas.indicators.registry import InputSpec, register_indicator
 from rayneas.nn_state import device_of, train_mode
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ Method = Literal["auto", "loop", "batched"]
 METHODS: tuple[str, ...] = ("auto", "loop", "batched")
 
 
-@register_indicator("ntk")
+@register_indicator("ntk", direction="lower", network="kappa", inputs=InputSpec(batch_size=72))
 def ntk_condition_number(model: nn.Module, inputs: torch.Tensor, *, chunk_size: int | None = None,
                          method: Method = "auto", label: str | None = None) -> float:
     """κ of ``model`` on ``inputs`` (B ≥ 2 samples); ``math.inf`` when Θ is singular or not finite.
@@ -102,19 +103,7 @@ def condition_number(jacobian: torch.Tensor, label: str) -> float:
 
 def used_weights(model: nn.Module, out: torch.Tensor) -> list[nn.Parameter]:
     """The parameters named ``*weight`` that ``out``'s autograd graph reaches, in ``named_parameters`` order."""
-    reached: set[int] = set()
-    seen: set[object] = set()
-    stack = [out.grad_fn]
-    while stack:
-        node = stack.pop()
-        if node is None or node in seen:
-            continue
-        seen.add(node)
-        variable = getattr(node, "variable", None)  # AccumulateGrad nodes hold their leaf tensor
-        if variable is not None:
-            reached.add(id(variable))
-        stack.extend(next_node for next_node, _ in node.next_functions)
-    return [p for name, p in model.named_parameters() if name.endswith("weight") and id(p) in reached]
+    return [p for name, p in reached_parameters(model, out) if name.endswith("weight")]
 
 
 def _loop_jacobian(out: torch.Tensor, params: list[nn.Parameter]) -> torch.Tensor:
