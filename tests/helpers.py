@@ -1,7 +1,13 @@
-"""Small TE-NAS configs shared by the search tests: the real code path at a size CI affords."""
+"""Shared by the search tests: small TE-NAS configs (the real code path at a size CI affords) and a
+`rayneas` subprocess to kill."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 from rayneas.config import from_dict
 from rayneas.tenas.config import TenasConfig
@@ -19,3 +25,19 @@ def tiny(**sections) -> TenasConfig:
         else:
             data[key] = value
     return from_dict(TenasConfig, data)
+
+
+def wait_for(predicate, proc: subprocess.Popen, what: str, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert proc.poll() is None, f"the subprocess ended (rc {proc.returncode}) before {what}"
+        assert time.monotonic() < deadline, f"no {what} after {timeout} s"
+        time.sleep(0.1)
+
+
+def rayneas_process(args: list[str], address: str, log: Path, **env: str) -> subprocess.Popen:
+    """``python -m rayneas ARGS`` joining the Ray at ``address``, its output appended to ``log``."""
+    environ = {**os.environ, "RAY_ADDRESS": address, **env}
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "rayneas", *args], stdout=out, stderr=subprocess.STDOUT,
+                                env=environ)

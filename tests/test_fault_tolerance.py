@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import ray
 import yaml
 
+from helpers import rayneas_process, wait_for
 from rayneas.config import ConfigError, load_document, parse_run
 from rayneas.scoring import ScorerPool
 from rayneas.tenas import search
@@ -46,14 +43,6 @@ def state(run_dir: Path) -> dict:
     return json.loads((run_dir / "state.json").read_text())
 
 
-def wait_for(predicate, proc: subprocess.Popen, what: str, timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert proc.poll() is None, f"the subprocess ended (rc {proc.returncode}) before {what}"
-        assert time.monotonic() < deadline, f"no {what} after {timeout} s"
-        time.sleep(0.1)
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> dict:
     """The uninterrupted serial run: what every interrupted run must reproduce."""
@@ -67,13 +56,6 @@ def cluster():
     ray.init(address="local", num_cpus=2, include_dashboard=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
-
-
-def _rayneas(args: list[str], address: str, log: Path, **env: str) -> subprocess.Popen:
-    environ = {**os.environ, "RAY_ADDRESS": address, **env}
-    with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "rayneas", *args], stdout=out, stderr=subprocess.STDOUT,
-                                env=environ)
 
 
 def test_killed_scorer_actor_mid_round_gives_the_uninterrupted_result(reference, cluster, tmp_path, monkeypatch,
@@ -110,12 +92,12 @@ def test_killed_driver_resumes_with_resume(reference, cluster, tmp_path):
     config.write_text(yaml.safe_dump(small_doc(name="killed")))
     run_dir, log = tmp_path / "runs" / "killed", tmp_path / "log.txt"
     args = ["run", str(config), "--runs-dir", str(tmp_path / "runs")]
-    proc = _rayneas(args, cluster, log)
+    proc = rayneas_process(args, cluster, log)
     wait_for(lambda: (run_dir / "state.json").is_file(), proc, "state.json after round 1")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not state(run_dir)["finished"]
-    resumed = _rayneas([*args, "--resume"], cluster, log)
+    resumed = rayneas_process([*args, "--resume"], cluster, log)
     assert resumed.wait(timeout=300) == 0, log.read_text()[-3000:]
     assert json.loads((run_dir / "result.json").read_text())["genotype"] == reference["genotype"]
     assert state(run_dir)["candidates"] == reference["candidates"]
@@ -127,7 +109,7 @@ def test_interrupted_tune_experiment_finishes_with_tuner_restore(reference, clus
     config = tmp_path / "tune.yaml"
     config.write_text(yaml.safe_dump(doc))
     experiment = load_experiment(config)
-    proc = _rayneas(["tune", str(config)], cluster, tmp_path / "log.txt")
+    proc = rayneas_process(["tune", str(config)], cluster, tmp_path / "log.txt")
     storage = Path(experiment.path)
     wait_for(lambda: any(storage.glob("*/checkpoint_000000/state.json")), proc, "a first trial checkpoint")
     # SIGINT (Ctrl+C, or SIGUSR1): Tune saves the experiment state and stops. A SIGKILL can land while the

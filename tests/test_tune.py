@@ -71,6 +71,15 @@ def test_trial_placement_group_holds_the_driver_and_one_bundle_per_actor(tmp_pat
     assert _resources(experiment, {"params": {"scoring.num_actors": 0}}).bundles == [{"CPU": 0.5}]
 
 
+def test_eas_trials_hold_one_bundle_per_env_runner():
+    experiment = load_experiment(CONFIG.with_name("tune_eas_digits.yaml"))
+    assert experiment.kind == "eas" and experiment.settings.params["controller.algorithm"].grid == ["reinforce", "random"]
+    assert _resources(experiment, {"params": {"controller.algorithm": "random"}}).bundles == [{"CPU": 1.0}] * 2
+    gpu = _resources(experiment, {"params": {"controller.num_env_runners": 3, "controller.rllib": {
+        "num_cpus_per_env_runner": 2, "num_gpus_per_env_runner": 0.5}}})
+    assert gpu.bundles == [{"CPU": 1.0}] + [{"CPU": 2.0, "GPU": 0.5}] * 3
+
+
 def test_summary_table_aligns_columns():
     table = format_table([{"trial": "a", "seed": 0, "seconds": 12.3456, "genotype": None},
                           {"trial": "bb", "seed": 1, "seconds": 7.0, "genotype": "|x~0|"}])

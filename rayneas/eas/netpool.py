@@ -208,7 +208,11 @@ def netpool_actor(path: str | Path | None, name: str | None = None, claim_timeou
 
     path = None if path is None else str(Path(path).resolve())
     name = name or netpool_name(path)
-    options = {"name": name, "get_if_exists": True, "num_cpus": 0, "resources": {HEAD_NODE_RESOURCE: 0.001}}
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    # Outside any placement group: a Tune trial's group (which captures its children) has no head-node bundle.
+    options = {"name": name, "get_if_exists": True, "num_cpus": 0, "resources": {HEAD_NODE_RESOURCE: 0.001},
+               "scheduling_strategy": PlacementGroupSchedulingStrategy(placement_group=None)}
     actor = _actor_class().options(**options).remote(path, claim_timeout_s)
     existing = ray.get(actor.storage.remote())
     if existing != path:

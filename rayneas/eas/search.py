@@ -78,11 +78,12 @@ def _rllib_config(cfg: EASConfig, run_dir: Path) -> Any:
 
 def _search(cfg: EASConfig, rllib: Any, store: EASRunStore, state: EASState, pool: Any,
             watchers: Sequence[IterationCallback], clock: Any) -> None:
-    from ray.rllib.algorithms.algorithm import Algorithm
-
-    # A resumed search continues the checkpoint's controller: weights, optimizer, baseline, iteration count.
-    algo = Algorithm.from_checkpoint(str(store.checkpoint.resolve())) if state.iterations else rllib.build_algo()
+    algo = rllib.build_algo()
     try:
+        if state.iterations:
+            # The checkpoint's controller (weights, optimizer, REINFORCE baseline, iteration count) in an
+            # algorithm built from this config, so a moved run folder uses its NetPool where it is now.
+            algo.restore_from_path(str(store.checkpoint.resolve()))
         while len(state.networks) < cfg.budget.networks:
             began = time.perf_counter()
             result = algo.train()

@@ -19,6 +19,7 @@ from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, LEARNER_RESULTS, NUM_ENV
 from ray.rllib.utils.typing import ModuleID
 
 from rayneas.rl.modules import EASController
+from rayneas.seeding import derive_seed
 
 
 class REINFORCEConfig(AlgorithmConfig):
@@ -80,6 +81,19 @@ class REINFORCELearner(TorchLearner):
             self.baseline = state["baseline"]
 
 
+def reseed_runner(runner: Any, seed: int, iteration: int) -> None:
+    """Seed the runner's action sampling (torch) and its envs' next reset for this iteration.
+
+    `SingleAgentEnvRunner.sample(num_episodes=...)` resets its envs with the
+    runner's ``_seed`` every call (Ray 2.60), so setting it here gives each
+    iteration fresh env streams (transform noise, episode.order) instead of
+    the same ones every iteration.
+    """
+    stream = derive_seed(seed, 0x5EA5, iteration, runner.worker_index)
+    torch.manual_seed(stream)
+    runner._seed = stream
+
+
 class REINFORCE(Algorithm):
     """Each iteration: sample whole episodes on the env runners, one gradient step, sync the weights."""
 
@@ -88,12 +102,22 @@ class REINFORCE(Algorithm):
         return REINFORCEConfig()
 
     def sample_episodes(self) -> list[Any]:
-        """``episodes_per_iteration`` whole episodes, split over the env runners (or the local one)."""
+        """``episodes_per_iteration`` whole episodes, split over the env runners (or the local one).
+
+        Every runner's streams are reseeded from (seed, iteration, runner), so
+        an iteration samples the same episodes whether the run went straight
+        through or was restored from a checkpoint.
+        """
         runners = self.config.num_env_runners or 1
         per_runner = -(-self.config.episodes_per_iteration // runners)
+        seed, iteration = self.config.seed or 0, self.iteration
+
+        def sample(runner: Any) -> tuple[list[Any], Any]:
+            reseed_runner(runner, seed, iteration)
+            return runner.sample(num_episodes=per_runner), runner.get_metrics()
+
         sampled = self.env_runner_group.foreach_env_runner(
-            lambda runner: (runner.sample(num_episodes=per_runner), runner.get_metrics()),
-            local_env_runner=self.env_runner_group.num_remote_workers() <= 0)
+            sample, local_env_runner=self.env_runner_group.num_remote_workers() <= 0)
         self.metrics.aggregate([metrics for _, metrics in sampled], key=ENV_RUNNER_RESULTS)
         return [episode for part, _ in sampled for episode in part]
 

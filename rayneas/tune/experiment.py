@@ -84,7 +84,10 @@ def search(config: dict, document: dict) -> None:
         # goes on writing run_dir while Tune persists the checkpoint.
         with tempfile.TemporaryDirectory(prefix="rayneas-checkpoint-") as folder:
             for name in files:
-                shutil.copy2(run_dir / name, Path(folder) / name)
+                if (run_dir / name).is_dir():
+                    shutil.copytree(run_dir / name, Path(folder) / name)
+                else:
+                    shutil.copy2(run_dir / name, Path(folder) / name)
             tune.report(dict(metrics), checkpoint=Checkpoint.from_directory(folder))
 
     trial_for(kind.name).run(cfg, run_dir, checkpoint is not None, report)

@@ -2,19 +2,15 @@
 
 A trial function runs (or, with ``resume``, continues) the kind's search in
 ``run_dir`` and calls ``report(metrics, files)`` once per step of the search
-(a TE-NAS pruning round): the metrics go to Tune and the named files of
-``run_dir`` become that step's checkpoint. A restored or restarted trial gets
+(a TE-NAS pruning round, an EAS iteration): the metrics go to Tune and the
+named files and folders of ``run_dir`` become that step's checkpoint. A restored or restarted trial gets
 those files back in a fresh ``run_dir`` and ``resume=True``, so the kind's own
 resume logic continues it. ``bundles(cfg)`` lists the placement-group bundles
-the search's workers need besides the trial driver; ``columns`` are the
-metrics of a trial's last report that the summary table shows.
-
-Adding a kind (e.g. the EAS RLlib search) to ``rayneas tune`` is one function::
-
-    @register_trial("eas", bundles=lambda cfg: [...], columns=("episode_return_mean",))
-    def eas_trial(cfg, run_dir, resume, report):
-        ...  # report(metrics, ["<state file>"]) after each iteration
-        return summary
+the search's workers need besides the trial driver (scoring actors, env
+runners: Tune's placement group captures the actors a trial starts, so they
+land in these bundles); ``columns`` are the metrics of a trial's last report
+that the summary table shows. Adding a kind to ``rayneas tune`` is one
+registered function.
 """
 from __future__ import annotations
 
@@ -75,3 +71,31 @@ def tenas_trial(cfg: Any, run_dir: Path, resume: bool, report: Report) -> dict:
         report(round_report.metrics(), [STATE])
 
     return run_tenas(cfg, run_dir, resume, callbacks=[on_round])
+
+
+def _eas_bundles(cfg: Any) -> list[Bundle]:
+    """One bundle per env runner, sized by the RLlib keys that size a runner (default 1 CPU, no GPU)."""
+    rllib = cfg.controller.rllib
+    bundle = {"CPU": float(rllib.get("num_cpus_per_env_runner", 1))}
+    if rllib.get("num_gpus_per_env_runner"):
+        bundle["GPU"] = float(rllib["num_gpus_per_env_runner"])
+    return [dict(bundle) for _ in range(cfg.controller.num_env_runners)]
+
+
+@register_trial("eas", bundles=_eas_bundles,
+                columns=("iteration", "networks_evaluated", "reward_mean", "best_val_acc", "best_arch"))
+def eas_trial(cfg: Any, run_dir: Path, resume: bool, report: Report) -> dict:
+    """One Tune report per RLlib iteration, checkpointing the run's checkpoint folder, config and NetPool."""
+    from rayneas.eas.record import CHECKPOINT, CONFIG
+    from rayneas.eas.report import IterationReport
+    from rayneas.eas.search import netpool_path, run_eas
+
+    pool = netpool_path(cfg, run_dir)
+    # The NetPool travels with the checkpoint when it lives in the run folder: a restored trial then
+    # neither retrains its children nor loses the weights of the best one.
+    kept = [CHECKPOINT, CONFIG] + ([pool.name, f"{pool.stem}.weights"] if pool.parent == run_dir else [])
+
+    def on_iteration(iteration: IterationReport) -> None:
+        report(iteration.metrics(), [name for name in kept if (run_dir / name).exists()])
+
+    return run_eas(cfg, run_dir, resume, callbacks=[on_iteration])

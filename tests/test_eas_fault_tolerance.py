@@ -1,0 +1,93 @@
+"""An EAS search survives a killed driver (``--resume``) and an interrupted Tune experiment (``Tuner.restore``).
+
+Each ends with exactly the network table and best child of one uninterrupted run: every iteration
+reseeds the env runners from (seed, iteration, runner), and the checkpoint holds the controller's
+weights, optimizer and REINFORCE baseline. The subprocesses join this module's local Ray through
+RAY_ADDRESS, so killing their driver also ends their env runners and NetPool actor, and nothing else.
+"""
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import ray
+import yaml
+
+from helpers import rayneas_process, wait_for
+from rayneas.config import load_document, parse_run
+from rayneas.eas.search import run_eas
+from rayneas.tune.experiment import load_experiment, run_experiment
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tune_eas_digits.yaml"
+# 4 iterations of 2 children fine-tuned 5 epochs: long enough to kill a run between checkpoints.
+SMALL = {"child": {"epochs": 1, "finetune_epochs": 5}, "budget": {"networks": 8},
+         "controller": {"algorithm": "reinforce", "networks_per_iteration": 2, "num_env_runners": 1}}
+
+
+def small_doc(**changes) -> dict:
+    return {**load_document(CONFIG), **SMALL, **changes}
+
+
+def table(run_dir: Path) -> list[tuple]:
+    """What the search decided: the children of each iteration and their scores (not who trained them)."""
+    return [(r["iteration"], r["arch"], r["val_acc"], r["reward"], r["params"])
+            for r in pq.read_table(run_dir / "networks.parquet").to_pylist()]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(address="local", num_cpus=2, include_dashboard=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def reference(cluster, tmp_path_factory) -> dict:
+    run_dir = tmp_path_factory.mktemp("reference")
+    data = small_doc()
+    data.pop("tune")
+    summary = run_eas(parse_run(data)[1], run_dir)
+    return {"best": summary["best"], "table": table(run_dir)}
+
+
+def test_killed_driver_resumes_with_resume(reference, cluster, tmp_path):
+    data = small_doc(name="killed")
+    data.pop("tune")
+    config = tmp_path / "small.yaml"
+    config.write_text(yaml.safe_dump(data))
+    run_dir, log = tmp_path / "runs" / "killed", tmp_path / "log.txt"
+    args = ["run", str(config), "--runs-dir", str(tmp_path / "runs")]
+    proc = rayneas_process(args, cluster, log)
+    wait_for(lambda: (run_dir / "checkpoint" / "search.json").is_file(), proc, "the first iteration's checkpoint")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run_dir / "result.json").exists()
+    resumed = rayneas_process([*args, "--resume"], cluster, log)
+    assert resumed.wait(timeout=300) == 0, log.read_text()[-3000:]
+    assert json.loads((run_dir / "result.json").read_text())["best"] == reference["best"]
+    assert table(run_dir) == reference["table"]
+
+
+def test_interrupted_eas_tune_experiment_finishes_with_tuner_restore(reference, cluster, tmp_path):
+    doc = small_doc()
+    doc["tune"] = {**doc["tune"], "storage_path": str(tmp_path / "tune"),
+                   "params": {"controller.algorithm": {"grid": ["reinforce"]}}}
+    config = tmp_path / "tune.yaml"
+    config.write_text(yaml.safe_dump(doc))
+    experiment = load_experiment(config)
+    proc = rayneas_process(["tune", str(config)], cluster, tmp_path / "log.txt")
+    storage = Path(experiment.path)
+    wait_for(lambda: any(storage.glob("*/checkpoint_000000/checkpoint/search.json")), proc,
+             "a first trial checkpoint")
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=120) == 0
+    (result,) = run_experiment(experiment, resume=True)
+    metrics = result.metrics
+    assert result.error is None and metrics["networks_evaluated"] == 8
+    assert metrics["iterations_since_restore"] < metrics["training_iteration"] == 4  # continued, not restarted
+    run_dir = Path(result.path) / "run"
+    assert table(run_dir) == reference["table"]
+    assert json.loads((run_dir / "result.json").read_text())["best"] == reference["best"]
