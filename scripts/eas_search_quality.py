@@ -7,7 +7,10 @@ table (mean ± std of best val_acc, test_acc of that network, first- and
 last-iteration mean reward, NetPool hit rate, wall time) and draws the mean
 reward per iteration of each method into ``--figure``.
 
-    python scripts/eas_search_quality.py --seeds 0 1 2 3 4 --budget 100 --out runs/quality
+    python scripts/eas_search_quality.py --seeds 0 1 2 3 4 --budget 100 --out runs/quality \
+        --methods reinforce random "reinforce_lr0.02:controller.algorithm=reinforce;controller.rllib={lr: 0.02}"
+
+A method is an algorithm name, or ``LABEL:OVERRIDE;OVERRIDE...`` for a variant.
 """
 from __future__ import annotations
 
@@ -51,19 +54,22 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; command: "
           f"{' '.join([Path(sys.executable).name, *sys.argv])}")
     ensure_ray()
-    results: dict[str, list[dict]] = {m: [] for m in args.methods}
-    curves: dict[str, list[list[float]]] = {m: [] for m in args.methods}
+    labels = [m.partition(":")[0] for m in args.methods]
+    results: dict[str, list[dict]] = {label: [] for label in labels}
+    curves: dict[str, list[list[float]]] = {label: [] for label in labels}
     for seed in args.seeds:
         for method in args.methods:
-            overrides = [f"seed={seed}", f"controller.algorithm={method}", f"budget.networks={args.budget}",
-                         f"controller.num_env_runners={args.runners}", f"name={method}_seed{seed}", *args.set]
+            label, _, variant = method.partition(":")
+            changes = variant.split(";") if variant else [f"controller.algorithm={label}"]
+            overrides = [f"seed={seed}", f"budget.networks={args.budget}", f"controller.num_env_runners={args.runners}",
+                         f"name={label}_seed{seed}", *changes, *args.set]
             cfg = load_run(CONFIG, overrides)[1]
             run_dir = args.out / cfg.name
             result = run_eas(cfg, run_dir, resume=(run_dir / "checkpoint").exists())
             curve = iteration_means(load_networks(run_dir))
-            results[method].append(result)
-            curves[method].append(curve)
-            print(f"{method} seed {seed}: best val_acc {result['best']['val_acc']:.4f} test_acc "
+            results[label].append(result)
+            curves[label].append(curve)
+            print(f"{label} seed {seed}: best val_acc {result['best']['val_acc']:.4f} test_acc "
                   f"{result['best']['test_acc']:.4f} reward first {curve[0]:.3f} last {curve[-1]:.3f} "
                   f"hit rate {result['netpool_hit_rate']:.2f} {result['wall_time_s']:.0f} s", flush=True)
     print(f"\n| method | seeds | best val_acc | its test_acc | reward, iteration 1 | reward, last iteration "

@@ -1,4 +1,5 @@
-"""An EAS search survives a killed driver (``--resume``) and an interrupted Tune experiment (``Tuner.restore``).
+"""An EAS search survives a killed driver (``--resume``), an interrupted Tune experiment (``Tuner.restore``)
+and an env runner killed mid-sample.
 
 Each ends with exactly the network table and best child of one uninterrupted run: every iteration
 reseeds the env runners from (seed, iteration, runner), and the checkpoint holds the controller's
@@ -8,7 +9,9 @@ RAY_ADDRESS, so killing their driver also ends their env runners and NetPool act
 from __future__ import annotations
 
 import json
+import logging
 import signal
+import threading
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -19,6 +22,7 @@ import yaml
 from helpers import rayneas_process, wait_for
 from rayneas.config import load_document, parse_run
 from rayneas.eas.search import run_eas
+from rayneas.rl.reinforce import REINFORCE
 from rayneas.tune.experiment import load_experiment, run_experiment
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tune_eas_digits.yaml"
@@ -91,3 +95,28 @@ def test_interrupted_eas_tune_experiment_finishes_with_tuner_restore(reference, 
     run_dir = Path(result.path) / "run"
     assert table(run_dir) == reference["table"]
     assert json.loads((run_dir / "result.json").read_text())["best"] == reference["best"]
+
+
+def test_a_runner_killed_mid_sample_is_restarted_and_the_table_is_unchanged(cluster, tmp_path, monkeypatch, caplog):
+    data = small_doc()
+    data.pop("tune")
+    data["controller"] = {**data["controller"], "num_env_runners": 2}
+    cfg = parse_run(data)[1]
+    uninterrupted = run_eas(cfg, tmp_path / "uninterrupted")
+    killed: list[int] = []
+    train = REINFORCE.training_step
+
+    def training_step(self):
+        if self.iteration == 1 and not killed:  # mid-way through the second iteration's children
+            runner = self.env_runner_group._worker_manager._actors[1]  # Ray 2.60's handle of runner 1
+            killer = threading.Timer(0.5, lambda: ray.kill(runner, no_restart=False))
+            killer.start()
+            killed.append(1)
+        return train(self)
+
+    monkeypatch.setattr(REINFORCE, "training_step", training_step)
+    with caplog.at_level(logging.WARNING, logger="rayneas.rl.reinforce"):
+        summary = run_eas(cfg, tmp_path / "killed")
+    assert killed and "env runner(s) [1] lost mid-sample in iteration 2" in caplog.text
+    assert summary["best"] == uninterrupted["best"]
+    assert table(tmp_path / "killed") == table(tmp_path / "uninterrupted")

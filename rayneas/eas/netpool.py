@@ -149,6 +149,11 @@ class NetPoolStore:
             _write(self.path, [(r, self._weight_files.get(k)) for k, r in self._records.items()])
         return record
 
+    def release_all_claims(self) -> int:
+        """Drop every claim (when their owners are known dead); returns how many there were."""
+        count, self._claims = len(self._claims), {}
+        return count
+
     def log_episode(self, entry: dict[str, Any]) -> None:
         """A finished episode's child (arch, val_acc, reward, hit...), from whichever env runner ran it."""
         self._episodes.append(entry)
@@ -231,6 +236,12 @@ def connect(path: str | Path | None) -> Any:
     if key not in _LOCAL:
         _LOCAL[key] = NetPoolStore(key)
     return _LOCAL[key]
+
+
+def release_claims(path: str | Path | None) -> int:
+    """Release the claims in the pool of ``path`` once every live worker is idle: the rest belong to dead
+    workers, and an architecture they were training would otherwise wait for the claim timeout."""
+    return call(connect(path), "release_all_claims")
 
 
 def call(pool: Any, method: str, *args: Any) -> Any:

@@ -6,6 +6,8 @@ a moving-average baseline of the episode returns (decay 0.95), an entropy bonus
 """
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 import torch
@@ -18,8 +20,14 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, LEARNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
 from ray.rllib.utils.typing import ModuleID
 
+from rayneas.eas.netpool import release_claims
 from rayneas.rl.modules import EASController
 from rayneas.seeding import derive_seed
+
+
+logger = logging.getLogger(__name__)
+MAX_RESAMPLES = 3  # restarts of lost env runners within one iteration
+RESTART_TIMEOUT_S = 300
 
 
 class REINFORCEConfig(AlgorithmConfig):
@@ -106,20 +114,50 @@ class REINFORCE(Algorithm):
 
         Every runner's streams are reseeded from (seed, iteration, runner), so
         an iteration samples the same episodes whether the run went straight
-        through or was restored from a checkpoint.
+        through, was restored from a checkpoint, or lost a runner mid-sample:
+        a lost runner is restarted and its share sampled again, with the same
+        seeds, before the update (`MAX_RESAMPLES` times at most).
         """
+        group = self.env_runner_group
+        local = group.num_remote_workers() <= 0
         runners = self.config.num_env_runners or 1
         per_runner = -(-self.config.episodes_per_iteration // runners)
         seed, iteration = self.config.seed or 0, self.iteration
 
-        def sample(runner: Any) -> tuple[list[Any], Any]:
+        def sample(runner: Any) -> tuple[int, list[Any], Any]:
             reseed_runner(runner, seed, iteration)
-            return runner.sample(num_episodes=per_runner), runner.get_metrics()
+            return runner.worker_index, runner.sample(num_episodes=per_runner), runner.get_metrics()
 
-        sampled = self.env_runner_group.foreach_env_runner(
-            sample, local_env_runner=self.env_runner_group.num_remote_workers() <= 0)
-        self.metrics.aggregate([metrics for _, metrics in sampled], key=ENV_RUNNER_RESULTS)
-        return [episode for part, _ in sampled for episode in part]
+        collected: dict[int, tuple[list[Any], Any]] = {}
+        for _ in range(MAX_RESAMPLES + 1):
+            missing = None if local else [i for i in range(1, runners + 1) if i not in collected]
+            for index, episodes, metrics in group.foreach_env_runner(sample, local_env_runner=local,
+                                                                     remote_worker_ids=missing):
+                collected[index] = (episodes, metrics)
+            if local or len(collected) == runners:
+                break
+            lost = sorted(set(range(1, runners + 1)) - set(collected))
+            logger.warning("env runner(s) %s lost mid-sample in iteration %d: restarting them and sampling their "
+                           "episodes again", lost, iteration + 1)
+            # Every live runner has returned, so claims still held in the NetPool are the lost runners'.
+            release_claims(self.config.env_config.get("netpool"))
+            self._await_restart(lost)
+        else:
+            raise RuntimeError(f"env runner(s) {lost} were lost {MAX_RESAMPLES + 1} times in iteration "
+                               f"{iteration + 1}; see their logs (ray logs) for the cause")
+        self.metrics.aggregate([collected[i][1] for i in sorted(collected)], key=ENV_RUNNER_RESULTS)
+        return [episode for i in sorted(collected) for episode in collected[i][0]]
+
+    def _await_restart(self, lost: list[int]) -> None:
+        """Wait until Ray has restarted the lost runners (a new process imports torch: seconds) and RLlib has
+        synced their weights."""
+        deadline = time.monotonic() + RESTART_TIMEOUT_S
+        while not set(lost) <= set(self.env_runner_group.healthy_env_runner_ids()):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"env runner(s) {lost} did not come back within {RESTART_TIMEOUT_S} s; check "
+                                   "config fault_tolerance(restart_failed_env_runners=True) and the runners' logs")
+            time.sleep(1.0)
+            self.restore_env_runners(self.env_runner_group)
 
     def training_step(self) -> None:
         episodes = self.sample_episodes()
