@@ -177,7 +177,8 @@ def test_the_space_section_picks_the_space_by_kind():
         ({"kind": "densenet", "conv_widths": [4]}, "space: unknown key 'conv_widths'"),
         ({"kind": "densenet", "start_net": "stem-8-3 trans-4 dense-4-3"},
          "space: start_net: 'stem-8-3 trans-4 dense-4-3': layer 0 'stem-8-3' must be followed by a dense layer"),
-        ({"kind": "densenet", "growth_rates": [8, 4]}, "space: growth_rates: growth widths must be strictly increasing"),
+        ({"kind": "densenet", "growth_rates": [8, 4]},
+         "space: growth_rates: growth widths must be strictly increasing"),
     ]:
         with pytest.raises(ConfigError) as caught:
             from_dict(EASEnvConfig, {"space": space})
@@ -235,3 +236,10 @@ def test_a_densenet_search_runs_and_its_export_loads_with_the_trained_weights(ra
     split = digits_split(0)
     assert accuracy(net, split.x_test, split.y_test) == result["best"]["test_acc"]  # the trained weights
     assert count_parameters(net) == result["best"]["params"]
+
+
+def test_rllibs_default_module_runs_in_the_densenet_space(ray_local, tmp_path):
+    overrides = ["controller.algorithm=ppo", "controller.module=default", "reward.mode=surrogate", "budget.networks=2"]
+    _, cfg = load_run(CONFIGS / "eas_densenet_digits.yaml", [*SMALL, *overrides])
+    result = run_eas(cfg, tmp_path / "default")
+    assert (result["space"], result["module"], result["networks_evaluated"]) == ("densenet", "default", 2)

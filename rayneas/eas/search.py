@@ -100,8 +100,9 @@ def _result(cfg: EASConfig, run_dir: Path, state: EASState) -> dict[str, Any]:
     best = state.best()
     if best is None:
         raise RuntimeError("the search evaluated no network; raise budget.networks")
-    summary = {"kind": "eas", "space": cfg.space.kind, "algorithm": cfg.controller.algorithm, "module": cfg.controller.module,
-               "seed": cfg.seed, "dataset": cfg.dataset.name, "reward_mode": cfg.reward.mode,
+    summary = {"kind": "eas", "space": cfg.space.kind, "algorithm": cfg.controller.algorithm,
+               "module": cfg.controller.module, "seed": cfg.seed, "dataset": cfg.dataset.name,
+               "reward_mode": cfg.reward.mode,
                "networks_evaluated": len(state.networks),
                "unique_networks": len({r["arch"] for r in state.networks}),
                "netpool_hit_rate": sum(r["netpool_hit"] for r in state.networks) / len(state.networks),
