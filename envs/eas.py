@@ -1,5 +1,8 @@
 """`rayneas/EAS-v0`: EAS as a Gymnasium environment whose actions are Net2Net transforms of a live network.
 
+The network lives in the config's search space (``space.kind``: ``plain`` CNN,
+the default, or ``densenet``); everything space-specific (tokens, blocks,
+widths, building, the transforms) comes from its adapter, `rayneas.eas.space`.
 An episode starts from the trained start network (`ChildEvaluator`), takes
 ``episode.wider_steps`` Net2Wider steps, then ``episode.deeper_steps``
 Net2Deeper steps (or the same steps in random order: ``episode.order:
@@ -10,11 +13,13 @@ Actions are a Dict of MultiDiscrete parts (RLlib's default Catalog rejects
 MultiBinary); only the active phase's part is read:
 
 * ``wider``: MultiDiscrete([2] * max_layers), 1 = widen layer i to the next
-  width of its list;
+  width of its list (a DenseNet dense layer: its growth rate);
 * ``deeper``: MultiDiscrete([5, 10, 3]) = (block, position in block, kernel
-  index into (1, 3, 5)); an identity layer is inserted after that layer.
+  index into (1, 3, 5)); a new layer is inserted after that layer (plain: an
+  identity layer; DenseNet: a copy of that dense layer, kernel at least its own).
 
-The observation carries the masks of valid choices; a masked choice raises
+The observation carries the masks of valid choices (in the DenseNet space also
+``deeper_kernel_mask``, as not every kernel is valid there); a masked choice raises
 (``invalid_action: error``) or is a no-op with a penalty (``noop``, the
 default, since an RL policy that ignores the masks must not crash a run).
 """
@@ -39,11 +44,11 @@ from rayneas.eas.encoding import (
     wider_choice_error,
 )
 from rayneas.eas.evaluator import ChildEvaluator
-from rayneas.morph import deepen, widen
+from rayneas.eas.space import eas_space
 from rayneas.spaces.common import count_parameters
 from rayneas.spaces.plain import KERNEL_SIZES
 
-BN_BATCH = 64  # training images that set a new identity conv's BatchNorm (the paper's batch)
+BN_BATCH = 64  # training images that set a new identity conv's BatchNorm (the paper's batch; plain space)
 
 
 class EASEnv(gym.Env):
@@ -58,17 +63,18 @@ class EASEnv(gym.Env):
             raise ConfigError(f"config must be an EASEnvConfig, got {type(config).__name__}; pass a mapping of "
                               "settings as keywords instead: EASEnv(**settings)")
         self.cfg = config if config is not None else from_dict(EASEnvConfig, settings)
-        space = self.cfg.space
-        self.schedule, self.max_layers = space.schedule(), space.max_layers
-        self.encoder = ArchEncoder(self.schedule, self.max_layers)
+        # `schedule` is the older name of the same object (what the wider action's widths come from)
+        self.space = self.schedule = space = eas_space(self.cfg.space)
+        self.max_layers = space.max_layers
+        self.encoder = ArchEncoder(space)
         try:
-            self.encoder.check(space.start_arch())
+            self.encoder.check(space.start())
         except EncodingError as exc:
             raise ConfigError(f"space.start_net: {exc}") from None
         self.evaluator = ChildEvaluator(self.cfg)
         episode = self.cfg.episode
         self.total_steps = episode.wider_steps + episode.deeper_steps
-        self.observation_space = spaces.Dict({
+        observations = {
             "arch": spaces.Box(0, self.encoder.num_tokens - 1, (self.max_layers,), np.int64),
             "length": spaces.Discrete(self.max_layers + 1),
             "phase": spaces.Discrete(2),  # 0 wider, 1 deeper
@@ -76,7 +82,11 @@ class EASEnv(gym.Env):
             "wider_mask": spaces.Box(0, 1, (self.max_layers,), np.float32),
             "deeper_block_mask": spaces.Box(0, 1, (NUM_BLOCKS,), np.float32),
             "deeper_position_mask": spaces.Box(0, 1, (NUM_BLOCKS, BLOCK_POSITIONS), np.float32),
-        })
+        }
+        if space.kernel_masked:  # only where some kernels are invalid, so the plain space's layout is unchanged
+            observations["deeper_kernel_mask"] = spaces.Box(0, 1, (NUM_BLOCKS, BLOCK_POSITIONS, len(KERNEL_SIZES)),
+                                                            np.float32)
+        self.observation_space = spaces.Dict(observations)
         self.action_space = spaces.Dict({
             "wider": spaces.MultiDiscrete([2] * self.max_layers),
             "deeper": spaces.MultiDiscrete([NUM_BLOCKS, BLOCK_POSITIONS, len(KERNEL_SIZES)]),
@@ -137,28 +147,32 @@ class EASEnv(gym.Env):
 
     def _apply(self, phase: str, action: dict) -> str | None:
         """Transform the network in place; the reason instead (network untouched) if the choice is masked."""
+        space, layers = self.space, self.space.layers(self.net)
         if phase == "wider":
             decisions = action["wider"]
-            problem = wider_choice_error(self.net.arch, self.schedule, decisions)
+            problem = wider_choice_error(layers, space, decisions)
             if problem is None:
                 for index in np.flatnonzero(decisions):
-                    width = self.schedule.next_width(self.net.arch[index])
-                    widen(self.net, int(index), width, rng=self._gen, noise=self.cfg.noise.wider)
+                    width = space.next_width(layers[index])
+                    space.widen(self.net, int(index), width, rng=self._gen, noise=self.cfg.noise.wider)
             return problem
         block, position, kernel = (int(v) for v in action["deeper"])
-        choice = deeper_choice(self.net.arch, self.max_layers, block, position, kernel)
+        choice = deeper_choice(layers, self.max_layers, block, position, kernel, space)
         if isinstance(choice, str):
             return choice
-        x = self.evaluator.data.x_train
-        batch = x[torch.randperm(len(x), generator=self._gen)[:BN_BATCH]]
-        deepen(self.net, choice[0], kernel=choice[1], batch=batch, rng=self._gen, noise=self.cfg.noise.deeper,
-               max_layers=self.max_layers)
+        space.deepen(self.net, choice[0], choice[1], rng=self._gen, noise=self.cfg.noise.deeper, batch=self._batch)
         return None
 
+    def _batch(self) -> torch.Tensor:
+        """Training images for a transform that needs data (the plain space's identity BatchNorm)."""
+        x = self.evaluator.data.x_train
+        return x[torch.randperm(len(x), generator=self._gen)[:BN_BATCH]]
+
     def _observation(self) -> dict[str, Any]:
-        arch = self.net.arch
+        arch = self.space.layers(self.net)
         block_mask, position_mask = self.encoder.deeper_masks(arch)
         wider = self._phase() == "wider"
+        kernels = {"deeper_kernel_mask": self.encoder.kernel_mask(arch)} if self.space.kernel_masked else {}
         return {
             "arch": self.encoder.encode(arch),
             "length": np.int64(len(arch)),
@@ -167,8 +181,9 @@ class EASEnv(gym.Env):
             "wider_mask": self.encoder.wider_mask(arch),
             "deeper_block_mask": block_mask,
             "deeper_position_mask": position_mask,
+            **kernels,
         }
 
     def _describe(self) -> dict[str, Any]:
-        return {"arch": self.net.arch_string, "params": count_parameters(self.net),
+        return {"arch": self.space.arch_string(self.net), "params": count_parameters(self.net),
                 "reward_mode": self.cfg.reward.mode}

@@ -56,6 +56,9 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
+        tagged = _tagged(args)
+        if tagged:
+            return _convert_tagged(tagged, value, path)
         errors = []
         for arg in args:
             if arg is type(None):
@@ -93,6 +96,30 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
             raise ConfigError(f"{path}: expected {expected}, got {value!r}")
         return build(value)
     raise ConfigError(f"{path}: unsupported field type {_type_name(tp)}")
+
+
+TAG = "kind"
+
+
+def _tagged(args: Sequence[Any]) -> dict[Any, type]:
+    """``{kind value: class}`` when every non-None member of a union is a dataclass with a one-value
+    ``kind: Literal[...]`` field (a tagged union, e.g. a space section's ``kind: plain | densenet``), else {}."""
+    members = [a for a in args if a is not type(None)]
+    tags: dict[Any, type] = {}
+    for cls in members:
+        hint = typing.get_type_hints(cls).get(TAG) if dataclasses.is_dataclass(cls) else None
+        if get_origin(hint) is not Literal or len(get_args(hint)) != 1:
+            return {}
+        tags[get_args(hint)[0]] = cls
+    return tags
+
+
+def _convert_tagged(tagged: dict[Any, type], value: Any, path: str) -> Any:
+    """The member that ``value``'s ``kind`` names; without a ``kind``, the union's first member (its default)."""
+    tag = value.get(TAG, next(iter(tagged))) if isinstance(value, Mapping) else next(iter(tagged))
+    if tag not in tagged:
+        raise ConfigError(f"{path}.{TAG}: {tag!r} is not allowed; choose one of {', '.join(map(repr, tagged))}")
+    return from_dict(tagged[tag], value, path)
 
 
 def _is_number(value: Any) -> bool:

@@ -1,11 +1,12 @@
-"""Config of EAS in the plain-CNN space: the env sections (`EASEnvConfig`) and a whole run (`EASConfig`, ``kind: eas``).
+"""Config of EAS: the env sections (`EASEnvConfig`) and a whole run (`EASConfig`, ``kind: eas``).
 
 Training and noise defaults are the paper's: children trained 20 epochs with
 SGD (Nesterov 0.9, lr 0.02 cosine, wd 1e-4, batch 64), Net2Net noise 0.01
-(wider) / 0.001 (deeper). The space defaults to the EAS code's digits demo
-(start net and small width lists), because digits is the default dataset;
-CIFAR-10 wants the paper-scale lists (`PAPER_*` in `rayneas.spaces.plain`),
-given in the config.
+(wider) / 0.001 (deeper). The ``space`` section picks the search space with
+``kind`` (`rayneas.eas.space`): ``plain`` (default) or ``densenet``. The plain
+space defaults to the EAS code's digits demo (start net and small width
+lists), because digits is the default dataset; CIFAR-10 wants the paper-scale
+lists (`PAPER_*` in `rayneas.spaces.plain`), given in the config.
 """
 from __future__ import annotations
 
@@ -14,45 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rayneas.config import spec, to_dict
-from rayneas.spaces.plain import (
-    DEMO_CONV_WIDTHS,
-    DEMO_FC_WIDTHS,
-    DEMO_START,
-    MAX_LAYERS,
-    PAPER_CONV_WIDTHS,
-    PAPER_FC_WIDTHS,
-    Arch,
-    ArchError,
-    WidthSchedule,
-    parse,
-)
-
-
-@dataclasses.dataclass
-class PlainSpaceConfig:
-    start_net: str = spec(DEMO_START, doc="the network every episode starts from, tokens separated by spaces")
-    conv_widths: list[int] = spec(default_factory=lambda: list(DEMO_CONV_WIDTHS),
-                                  doc="filter counts a widened conv steps through, increasing (paper: "
-                                      f"{list(PAPER_CONV_WIDTHS)})")
-    fc_widths: list[int] = spec(default_factory=lambda: list(DEMO_FC_WIDTHS),
-                                doc=f"unit counts a widened fc steps through, increasing (paper: {list(PAPER_FC_WIDTHS)})")
-    max_layers: int = spec(MAX_LAYERS, ge=1, le=MAX_LAYERS, doc="Net2Deeper stops at this many layers")
-
-    def __post_init__(self) -> None:
-        try:
-            parse(self.start_net, self.max_layers)
-        except ArchError as exc:
-            raise ValueError(f"start_net: {exc}") from None
-        try:
-            self.schedule()
-        except ArchError as exc:
-            raise ValueError(f"conv_widths/fc_widths: {exc}") from None
-
-    def start_arch(self) -> Arch:
-        return parse(self.start_net, self.max_layers)
-
-    def schedule(self) -> WidthSchedule:
-        return WidthSchedule(tuple(self.conv_widths), tuple(self.fc_widths))
+from rayneas.eas.space import DenseNetSpaceConfig, PlainSpaceConfig  # the space sections live with their adapters
 
 
 @dataclasses.dataclass
@@ -130,7 +93,9 @@ class EASEnvConfig:
 
     seed: int = spec(0, doc="data split, start net init and training shuffles; episodes take reset(seed=...)")
     dataset: DatasetConfig = dataclasses.field(default_factory=DatasetConfig)
-    space: PlainSpaceConfig = dataclasses.field(default_factory=PlainSpaceConfig)
+    space: PlainSpaceConfig | DenseNetSpaceConfig = spec(
+        default_factory=PlainSpaceConfig, doc="the search space: kind plain (default) or densenet, its start net "
+                                              "and width lists (rayneas.eas.space)")
     episode: EpisodeConfig = dataclasses.field(default_factory=EpisodeConfig)
     reward: RewardConfig = dataclasses.field(default_factory=RewardConfig)
     child: ChildTrainConfig = dataclasses.field(default_factory=ChildTrainConfig)

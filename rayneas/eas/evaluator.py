@@ -19,8 +19,8 @@ from rayneas.eas.config import EASEnvConfig
 from rayneas.eas.data import load_child_data
 from rayneas.eas.netpool import call, connect, evaluate_once
 from rayneas.eas.reward import SurrogateResult, surrogate_accuracy, tan_reward
+from rayneas.eas.space import eas_space
 from rayneas.eas.train import train_child
-from rayneas.spaces.plain import PlainCNN
 
 
 def state_bytes(net: torch.nn.Module) -> bytes:
@@ -44,6 +44,7 @@ class Score:
 class ChildEvaluator:
     def __init__(self, cfg: EASEnvConfig) -> None:
         self.cfg = cfg
+        self.space = eas_space(cfg.space)
         self.data = load_child_data(cfg.dataset, cfg.seed)
         self.pool = connect(cfg.netpool)
         self._start: tuple[bytes, float] | None = None
@@ -62,13 +63,11 @@ class ChildEvaluator:
             fields.update(train=train, start_net=cfg.space.start_net, noise=to_dict(cfg.noise))
         return json.dumps(fields, sort_keys=True)
 
-    def _fresh_start(self) -> PlainCNN:
-        space = self.cfg.space
-        net = PlainCNN(space.start_arch(), self.data.in_channels, self.data.num_classes, seed=self.cfg.seed,
-                       max_layers=space.max_layers)
+    def _fresh_start(self) -> torch.nn.Module:
+        net = self.space.build(self.space.start(), self.data.in_channels, self.data.num_classes, seed=self.cfg.seed)
         return net.to(self.cfg.device)
 
-    def start_network(self) -> tuple[PlainCNN, float | None]:
+    def start_network(self) -> tuple[torch.nn.Module, float | None]:
         """A new copy of the start network and its validation accuracy.
 
         Trained (``child.epochs``) once per run through the pool; the
@@ -80,7 +79,7 @@ class ChildEvaluator:
         if self._start is None:
             cfg = self.cfg
             record, self.trained_start = evaluate_once(
-                self.pool, net.arch_string,
+                self.pool, self.space.arch_string(net),
                 lambda: train_child(net, self.data, cfg.child, seed=cfg.seed, device=cfg.device,
                                     augment=self.data.augment),
                 setting=self.setting("start"), weights=lambda: state_bytes(net))
@@ -95,12 +94,14 @@ class ChildEvaluator:
     def log_episode(self, entry: dict) -> None:
         call(self.pool, "log_episode", entry)
 
-    def score(self, net: PlainCNN) -> Score:
+    def score(self, net: torch.nn.Module) -> Score:
         """Reward of a finished child: fine-tuned and scored (``train``) or the surrogate, once per network."""
-        cfg, arch = self.cfg, net.arch_string
+        cfg, space = self.cfg, self.space
+        arch = space.arch_string(net)
         if cfg.reward.mode == "surrogate":
-            record, trained = evaluate_once(self.pool, arch, lambda: SurrogateResult(surrogate_accuracy(net.arch)),
-                                            parent=cfg.space.start_net, setting=self.setting("surrogate"))
+            record, trained = evaluate_once(
+                self.pool, arch, lambda: SurrogateResult(surrogate_accuracy(space.layers(net), space.grown)),
+                parent=cfg.space.start_net, setting=self.setting("surrogate"))
         else:
             record, trained = evaluate_once(
                 self.pool, arch,

@@ -30,11 +30,9 @@ def export_eas_run(run_dir: Path, out_dir: Path | None = None) -> Path:
     net, evaluator = trained_network(cfg, run_dir, best["arch"])
     out = Path(out_dir) if out_dir is not None else run_dir / "export"
     out.mkdir(parents=True, exist_ok=True)
-    info = {"space": "plain", "dataset": cfg.dataset.name, "genotype": best["arch"],
+    info = {"space": evaluator.space.kind, "dataset": cfg.dataset.name, "genotype": best["arch"],
             "val_acc": best["val_acc"], "test_acc": best["test_acc"], "parameters": count_parameters(net),
-            "builder": "rayneas.spaces.plain:PlainCNN",
-            "kwargs": {"arch": best["arch"], "in_channels": evaluator.data.in_channels,
-                       "num_classes": evaluator.data.num_classes, "max_layers": cfg.space.max_layers}}
+            **evaluator.space.recipe(best["arch"], evaluator.data.in_channels, evaluator.data.num_classes)}
     (out / GENOTYPE_JSON).write_text(json.dumps(info, indent=1))
     net = net.cpu()
     torch.save(net.state_dict(), out / STATE_DICT)

@@ -73,8 +73,8 @@ class EASRunStore:
             raise RunDirError(f"cannot resume: {self.dir} holds no EAS run ({CONFIG}); run without --resume to start")
         state = EASState()
         if resume and saved:
-            diff = diff_keys({k: v for k, v in read_json(self.dir / CONFIG).items() if k not in RESUMABLE},
-                             _settings(cfg))
+            # read through today's schema, so a key added since (e.g. space.kind) counts at its default
+            diff = diff_keys(_settings(from_dict(EASConfig, read_json(self.dir / CONFIG))), _settings(cfg))
             if diff:
                 raise RunDirError(f"cannot resume {self.dir}: the config differs from the saved run in "
                                   f"{', '.join(sorted(diff))}; only {' and '.join(RESUMABLE)} may change "

@@ -23,9 +23,10 @@ def tan_reward(accuracy: float) -> float:
     return math.tan(min(accuracy, MAX_ACCURACY) * math.pi / 2)
 
 
-def surrogate_accuracy(arch: Sequence[Layer]) -> float:
-    """A made-up, deterministic "accuracy" in (0, 0.95) that rises with depth and log-width."""
-    layers = [layer for layer in arch if layer.kind != "pool"]
+def surrogate_accuracy(arch: Sequence[Layer], grown: Sequence[str] = ("conv", "fc")) -> float:
+    """A made-up, deterministic "accuracy" in (0, 0.95) that rises with depth and log-width of the layers of the
+    ``grown`` kinds (those the transforms act on: `EASSpace.grown`; by default the plain space's)."""
+    layers = [layer for layer in arch if layer.kind in grown]
     capacity = sum(math.log2(layer.width) for layer in layers) / len(layers) + 0.25 * len(layers)
     return 0.95 * (1 - math.exp(-capacity / 8))
 

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from torch import nn
+
 from rayneas.config import RunKind
 from rayneas.data.cifar import check_cifar
 from rayneas.eas.config import EASConfig
@@ -26,7 +28,6 @@ from rayneas.eas.netpool import call, connect
 from rayneas.eas.record import EASRunStore, EASState
 from rayneas.eas.report import Board, IterationCallback, IterationReport, Progress, controller_scalars, plot_rewards
 from rayneas.eas.train import accuracy
-from rayneas.spaces.plain import PlainCNN, to_string
 
 NETPOOL = "netpool.parquet"
 
@@ -36,14 +37,14 @@ def netpool_path(cfg: EASConfig, run_dir: Path) -> Path:
     return Path(cfg.netpool) if cfg.netpool is not None else Path(run_dir) / NETPOOL
 
 
-def trained_network(cfg: EASConfig, run_dir: Path, arch: str) -> tuple[PlainCNN, ChildEvaluator]:
+def trained_network(cfg: EASConfig, run_dir: Path, arch: str) -> tuple[nn.Module, ChildEvaluator]:
     """A child as the search trained it: its weights from the NetPool (and the evaluator that knows its data)."""
     evaluator = ChildEvaluator(dataclasses.replace(cfg, netpool=netpool_path(cfg, run_dir)))
     weights = call(evaluator.pool, "weights", arch, evaluator.setting("child"))
     if weights is None:
         raise FileNotFoundError(f"the NetPool {netpool_path(cfg, run_dir)} has no weights for {arch!r}; it was "
                                 "scored without training (reward.mode: surrogate) or the pool file was replaced")
-    net = PlainCNN(arch, evaluator.data.in_channels, evaluator.data.num_classes, max_layers=cfg.space.max_layers)
+    net = evaluator.space.build(arch, evaluator.data.in_channels, evaluator.data.num_classes)
     load_state(net, weights)
     return net.to(cfg.device), evaluator
 
@@ -100,8 +101,9 @@ def _result(cfg: EASConfig, run_dir: Path, state: EASState) -> dict[str, Any]:
     best = state.best()
     if best is None:
         raise RuntimeError("the search evaluated no network; raise budget.networks")
-    summary = {"kind": "eas", "algorithm": cfg.controller.algorithm, "module": cfg.controller.module,
-               "seed": cfg.seed, "dataset": cfg.dataset.name, "reward_mode": cfg.reward.mode,
+    summary = {"kind": "eas", "space": cfg.space.kind, "algorithm": cfg.controller.algorithm,
+               "module": cfg.controller.module, "seed": cfg.seed, "dataset": cfg.dataset.name,
+               "reward_mode": cfg.reward.mode,
                "networks_evaluated": len(state.networks),
                "unique_networks": len({r["arch"] for r in state.networks}),
                "netpool_hit_rate": sum(r["netpool_hit"] for r in state.networks) / len(state.networks),
@@ -112,7 +114,8 @@ def _result(cfg: EASConfig, run_dir: Path, state: EASState) -> dict[str, Any]:
         net, evaluator = trained_network(cfg, run_dir, best["arch"])
         x, y = load_test_data(cfg.dataset, cfg.seed)
         entry["test_acc"] = accuracy(net, x, y)
-        start = call(evaluator.pool, "get", to_string(cfg.space.start_arch()), evaluator.setting("start"))
+        space = evaluator.space
+        start = call(evaluator.pool, "get", space.to_string(space.start()), evaluator.setting("start"))
         summary["start_val_acc"] = None if start is None else start.accuracy
     return {**summary, "best": entry}
 

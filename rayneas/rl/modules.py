@@ -74,6 +74,10 @@ class _Policy(nn.Module):
 class EASController(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI):
     """Observation: the EAS-v0 Dict (token ids, length, phase, masks); action: its Dict {"wider", "deeper"}.
 
+    The kernel is masked too where the observation has ``deeper_kernel_mask``
+    (the DenseNet space); the plain space's observation has none: every kernel
+    is valid there.
+
     ``model_config={"uniform": True}`` makes every unmasked choice equally
     likely whatever the weights: the random-search baseline samples through the
     very same code, so both see the same masks and the same action layout.
@@ -119,6 +123,9 @@ class EASController(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI):
         position = _choose(position_logits, None if given is None else given[:, 1], greedy)
         state = pi.decoder(pi.position_embed(position), state)
         kernel_logits = self._out(pi.kernel_out, state[0])
+        if "deeper_kernel_mask" in obs:  # a space where some kernels are invalid (DenseNet), given the position
+            kernels = obs["deeper_kernel_mask"][torch.arange(batch), block, position].bool()
+            kernel_logits = kernel_logits.masked_fill(~kernels, NEG)
         kernel = _choose(kernel_logits, None if given is None else given[:, 2], greedy)
         deep = torch.stack([block, position, kernel], dim=-1)
         deep = torch.where(deeper_phase[:, None], deep, 0)

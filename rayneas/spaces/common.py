@@ -65,6 +65,19 @@ def token_numbers(kind: str, names: Sequence[str], texts: Sequence[str], form: s
     return values
 
 
+def check_widths(name: str, widths: Sequence[int], error: type[RayneasError]) -> None:
+    """A width list a widened layer steps through: non-empty, positive integers, strictly increasing."""
+    if not widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
+        raise error(f"{name} widths must be a non-empty list of positive integers, got {widths!r}")
+    if any(a >= b for a, b in zip(widths, widths[1:])):
+        raise error(f"{name} widths must be strictly increasing, got {list(widths)}")
+
+
+def next_width(widths: Sequence[int], current: int) -> int | None:
+    """The first width of the (increasing) list above ``current``; None if there is none."""
+    return next((w for w in widths if w > current), None)
+
+
 def check_length(items: Sequence[object], max_layers: int, error: type[RayneasError], noun: str, example: str) -> None:
     """A token list is not empty and within the controller's ``max_layers``."""
     if not items:

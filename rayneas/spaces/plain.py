@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from rayneas.errors import RayneasError
-from rayneas.spaces.common import check_length, he_init, parse_tokens, token_numbers
+from rayneas.spaces.common import check_length, check_widths, he_init, next_width, parse_tokens, token_numbers
 
 MAX_LAYERS = 50  # the controller's encoder reads at most 50 tokens
 KERNEL_SIZES: tuple[int, ...] = (1, 3, 5)
@@ -137,16 +137,13 @@ class WidthSchedule:
 
     def __post_init__(self) -> None:
         for name, widths in (("conv", self.conv), ("fc", self.fc)):
-            if not widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
-                raise ArchError(f"{name} widths must be a non-empty list of positive integers, got {widths!r}")
-            if any(a >= b for a, b in zip(widths, widths[1:])):
-                raise ArchError(f"{name} widths must be strictly increasing, got {list(widths)}")
+            check_widths(name, widths, ArchError)
 
     def next_width(self, layer: Layer) -> int | None:
         """The next larger width of the layer's list; None for pool layers and layers at the last width."""
         if layer.kind == "pool":
             return None
-        return next((w for w in (self.conv if layer.kind == "conv" else self.fc) if w > layer.width), None)
+        return next_width(self.conv if layer.kind == "conv" else self.fc, layer.width)
 
     def vocabulary(self) -> tuple[str, ...]:
         """Every token the controller can meet: each conv width x kernel, each fc width, and pool."""

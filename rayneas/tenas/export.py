@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import json
 from pathlib import Path
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -58,13 +59,19 @@ def export_run(run_dir: Path, out_dir: Path | None = None) -> Path:
     return out
 
 
+def _eas_spaces() -> Sequence[str]:
+    from rayneas.eas.space import SPACES  # imported here: a TE-NAS export needs nothing of EAS
+
+    return tuple(SPACES)
+
+
 def load_exported(out_dir: Path) -> nn.Module:
     """The exported network (TE-NAS or EAS), rebuilt from genotype.json's recipe with state_dict.pt's weights."""
     out_dir = Path(out_dir)
     info = read_json(out_dir / GENOTYPE_JSON)
     module, _, name = info["builder"].partition(":")
     builder = getattr(importlib.import_module(module), name)
-    if info["space"] == "plain":  # an EAS export: the recipe's kwargs hold the architecture
+    if info["space"] in _eas_spaces():  # an EAS export: the recipe's kwargs hold the architecture
         net = builder(**info["kwargs"])
     else:
         space = make_space(from_dict(TenasConfig, {"space": info["space"], "dataset": info["dataset"]}))
