@@ -16,6 +16,12 @@ NAS-Bench-201's 16 × 5) with its declared batch (``--proxy-batch`` caps it)
 and image source, averaged over the same ``--repeats`` (fresh init and batch
 each; ``--mode paper``: Kaiming fan_in, as AZ-NAS), and gets its own τ row,
 plus ``az_nas``: AZ-NAS's log-rank aggregate of its three proxies and FLOPs.
+``--combos`` (default ``ntk+linear_regions`` and AZ-NAS's four) adds, for each
+``+``-joined set of indicators, a τ row per aggregation: ``rank_sum:<combo>``
+(TE-NAS, lower is better) and ``log_rank:<combo>`` (AZ-NAS, higher is
+better), the rankings ``prune.aggregate`` and a ``zero_cost`` run use; the
+evaluation-network proxies a combo names are scored even when ``--proxies``
+leaves them out.
 A cell with no path from input to output gets its proxies' worst value
 (−inf for higher-is-better) and ranks last, like κ = inf.
 
@@ -49,7 +55,14 @@ from scipy.stats import kendalltau, rankdata
 
 from rayneas.config import from_dict
 from rayneas.data import image_batch
-from rayneas.indicators import DegenerateNetworkError, aggregate, available_indicators, indicator_info, init_weights
+from rayneas.indicators import (
+    AGGREGATIONS,
+    DegenerateNetworkError,
+    aggregate,
+    available_indicators,
+    indicator_info,
+    init_weights,
+)
 from rayneas.indicators.registry import InputSpec
 from rayneas.lookup import load_table
 from rayneas.scoring import ScorerPool, ensure_ray
@@ -65,6 +78,8 @@ DATASETS = {"cifar10": "cifar10_test", "cifar100": "cifar100_test", "imagenet16"
 PAPER_TAU = {"kappa": -0.42, "regions": 0.50, "rank_sum": -0.64}  # TE-NAS paper, NAS-Bench-201
 TENAS_INDICATORS = ("ntk", "linear_regions")  # scored by TenasScorer above, as the search scores them
 AZ_NAS = ("az_expressivity", "az_progressivity", "az_trainability", "flops")  # AZ-NAS's four proxies
+COLUMN = {"ntk": "kappa", "linear_regions": "regions"}  # where summarize keeps the mean κ and R
+DEFAULT_COMBOS = ("ntk+linear_regions", "+".join(AZ_NAS))
 TENAS_ROWS = {"kappa": "lower", "regions": "higher", "rank_sum": "lower", "kappa_median": "lower",
               "rank_sum_median": "lower", "kappa_geomean": "lower", "rank_sum_geomean": "lower"}
 
@@ -144,11 +159,12 @@ class ProxyScorer:
 
 
 def proxy_names(args: argparse.Namespace) -> tuple[str, ...]:
-    if args.proxies == "none":
-        return ()
+    """The eval-network proxies to score: ``--proxies`` and every one a ``--combos`` set names."""
+    in_combos = [n for combo in args.combos for n in combo if n not in TENAS_INDICATORS]
     if args.proxies == "all":
         return tuple(n for n in available_indicators() if n not in TENAS_INDICATORS)
-    names = tuple(n.strip() for n in args.proxies.split(",") if n.strip())
+    names = () if args.proxies == "none" else tuple(n.strip() for n in args.proxies.split(",") if n.strip())
+    names += tuple(n for n in dict.fromkeys(in_combos) if n not in names)
     for name in names:
         info = indicator_info(name)  # unknown names raise, listing the registered ones
         if name in TENAS_INDICATORS or info.network != "eval":
@@ -196,7 +212,8 @@ def score_proxies(args: argparse.Namespace, indices: list[int]) -> list[dict[str
 
 
 def summarize(indices: list[int], results: list[dict[str, list[float]]], table: pa.Table,
-              proxies: list[dict[str, list[float]]] | None = None) -> pa.Table:
+              proxies: list[dict[str, list[float]]] | None = None,
+              combos: list[tuple[str, ...]] = ()) -> pa.Table:
     kappa_runs = np.array([r["kappa"] for r in results], dtype=np.float64)
     region_runs = np.array([r["regions"] for r in results], dtype=np.float64)
     regions = region_runs.mean(axis=1)
@@ -223,9 +240,31 @@ def summarize(indices: list[int], results: list[dict[str, list[float]]], table: 
     if all(name in names for name in AZ_NAS):
         columns["az_nas"] = aggregate("log_rank", {name: columns[name] for name in AZ_NAS},
                                       candidates=[f"cell {i}" for i in indices], nonfinite="worst")
+    labels = [f"cell {i}" for i in indices]
+    for combo in combos:
+        scores = {name: columns[COLUMN.get(name, name)] for name in combo}
+        for method in AGGREGATIONS:
+            columns[combo_column(method, combo)] = aggregate(method, scores, candidates=labels, nonfinite="worst")
     for name, column in DATASETS.items():
         columns[name] = table.column(column).to_numpy()[indices]
     return pa.table(columns)
+
+
+def combo_column(method: str, combo: tuple[str, ...]) -> str:
+    return f"{method}:{'+'.join(combo)}"
+
+
+def parse_combo(text: str) -> tuple[str, ...]:
+    """``a+b+c`` → ("a", "b", "c"), each a registered indicator (the error lists them)."""
+    names = tuple(n.strip() for n in text.split("+") if n.strip())
+    if not names or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"{text!r}: name distinct indicators joined by '+', e.g. ntk+linear_regions")
+    for name in names:
+        try:
+            indicator_info(name)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return names
 
 
 def tau_table(scores: pa.Table) -> pa.Table:
@@ -234,6 +273,8 @@ def tau_table(scores: pa.Table) -> pa.Table:
                    if name in available_indicators()})
     if "az_nas" in scores.column_names:
         better["az_nas"] = "higher"
+    for method, aggregation in AGGREGATIONS.items():
+        better.update({name: aggregation.direction for name in scores.column_names if name.startswith(f"{method}:")})
     names = list(better)
     rows: dict[str, list[Any]] = {"indicator": names, "better": [better[name] for name in names]}
     for dataset in DATASETS:
@@ -300,6 +341,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per actor (and on the serial path)")
     parser.add_argument("--proxies", default="all",
                         help="comma-separated evaluation-network indicators to score too, 'all' (default) or 'none'")
+    parser.add_argument("--combos", nargs="*", type=parse_combo, default=[parse_combo(c) for c in DEFAULT_COMBOS],
+                        metavar="A+B", help="indicator sets to aggregate, each by rank_sum and log_rank (default: "
+                                            + " ".join(DEFAULT_COMBOS) + ")")
     parser.add_argument("--proxy-C", type=int, default=16, help="channels of the proxies' evaluation network")
     parser.add_argument("--proxy-N", type=int, default=5, help="cells per stage of the proxies' evaluation network")
     parser.add_argument("--proxy-batch", type=int, default=None,
@@ -332,7 +376,7 @@ def main(argv: list[str] | None = None) -> pa.Table:
     results = score_cells(args, indices)
     proxies = score_proxies(args, indices)
     seconds = time.perf_counter() - start
-    scores = summarize(indices, results, table, proxies)
+    scores = summarize(indices, results, table, proxies, args.combos)
     taus = tau_table(scores)
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -345,10 +389,12 @@ def main(argv: list[str] | None = None) -> pa.Table:
           f"{args.repeats} repeat(s), mode {args.mode}, inputs {args.source}; "
           f"{int((~np.isfinite(scores.column('kappa').to_numpy())).sum())} cells with κ = inf; "
           f"{seconds:.0f} s on {max(args.num_actors, 1)} worker(s) × {args.threads} thread(s)")
-    print(f"{'Kendall tau':18s}{'better':>8s}" + "".join(f"{d:>12s}" for d in DATASETS) + f"{'paper':>10s}")
+    width = max(18, *(len(name) + 2 for name in taus.column("indicator").to_pylist()))
+    print(f"{'Kendall tau':{width}s}{'better':>8s}" + "".join(f"{d:>12s}" for d in DATASETS) + f"{'paper':>10s}")
     for row in taus.to_pylist():
         paper = "" if row["paper"] is None else f"{row['paper']:+10.2f}"
-        print(f"{row['indicator']:18s}{row['better']:>8s}" + "".join(f"{row[d]:+12.3f}" for d in DATASETS) + paper)
+        print(f"{row['indicator']:{width}s}{row['better']:>8s}" + "".join(f"{row[d]:+12.3f}" for d in DATASETS)
+              + paper)
     print(f"τ between repeats 0 and 1: κ {repeat_agreement(scores, 'kappa'):+.3f}, "
           f"R {repeat_agreement(scores, 'regions'):+.3f}")
     print(f"wrote {args.out}/scores.csv|parquet, tau.csv|parquet, " + ", ".join(p.name for p in plots))

@@ -8,9 +8,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TypeVar
 
 from rayneas.config import from_dict
 from rayneas.tenas.config import TenasConfig
+
+T = TypeVar("T")
 
 TINY = {"inputs": {"batch_size": 4, "image_size": 8, "region_samples": 100, "region_batches": 1},
         "prune": {"repeats": 1}, "scoring": {"num_actors": 0}}
@@ -18,7 +21,12 @@ TINY = {"inputs": {"batch_size": 4, "image_size": 8, "region_samples": 100, "reg
 
 def tiny(**sections) -> TenasConfig:
     """`TINY` with whole keys or section entries replaced, e.g. ``tiny(prune={"mode": "reference"})``."""
-    data = json.loads(json.dumps(TINY))
+    return configured(TenasConfig, TINY, **sections)
+
+
+def configured(cls: type[T], base: dict, **sections) -> T:
+    """``cls`` from ``base`` with whole keys or section entries replaced (``base`` itself is left alone)."""
+    data = json.loads(json.dumps(base))
     for key, value in sections.items():
         if isinstance(value, dict):
             data.setdefault(key, {}).update(value)
@@ -41,3 +49,35 @@ def rayneas_process(args: list[str], address: str, log: Path, **env: str) -> sub
     with open(log, "ab") as out:
         return subprocess.Popen([sys.executable, "-m", "rayneas", *args], stdout=out, stderr=subprocess.STDOUT,
                                 env=environ)
+    return from_dict(cls, data)
+
+
+def lock_table(monkeypatch, module: object, phase: str) -> dict[str, int]:
+    """The NAS-Bench-201 accuracy table raises while ``module.<phase>`` runs; counts the reads before and after.
+
+    ``phase`` is the function of a search module that scores (TE-NAS's
+    pruning rounds, the zero-cost scoring): no accuracy may be read there.
+    """
+    import rayneas.lookup
+
+    reads = {"during": 0, "after": 0}
+    inside = {"now": False}
+    real_load, real_phase = rayneas.lookup.load_table, getattr(module, phase)
+
+    def guarded_load(*args, **kwargs):
+        if inside["now"]:
+            reads["during"] += 1
+            raise AssertionError(f"the NAS-Bench-201 accuracy table was read during {phase}")
+        reads["after"] += 1
+        return real_load(*args, **kwargs)
+
+    def guarded_phase(*args, **kwargs):
+        inside["now"] = True
+        try:
+            return real_phase(*args, **kwargs)
+        finally:
+            inside["now"] = False
+
+    monkeypatch.setattr(rayneas.lookup, "load_table", guarded_load)
+    monkeypatch.setattr(module, phase, guarded_phase)
+    return reads

@@ -8,7 +8,6 @@ import pytest
 import ray
 import torch
 
-import rayneas.lookup
 import rayneas.tenas.search as search
 from rayneas.config import from_dict
 from rayneas.indicators import init_weights
@@ -19,7 +18,7 @@ from rayneas.tenas.scorer import TenasScorer, round_tasks, shared_inputs
 from rayneas.tenas.search import run_tenas
 from rayneas.scoring.host import DEVICE_KEY
 
-from helpers import TINY, tiny
+from helpers import TINY, lock_table, tiny
 
 def scheduled(mode: str, round_index: int) -> list:
     cfg = tiny(prune={"repeats": 3, "mode": mode})
@@ -78,27 +77,7 @@ def test_reference_mode_search_records_relative_region_changes(tmp_path):
 @pytest.fixture
 def table_locked(monkeypatch):
     """The accuracy table raises while the pruning rounds run, and counts the reads after them."""
-    reads = {"during": 0, "after": 0}
-    searching = {"now": False}
-    real_load, real_rounds = rayneas.lookup.load_table, search._run_rounds
-
-    def guarded_load(*args, **kwargs):
-        if searching["now"]:
-            reads["during"] += 1
-            raise AssertionError("the NAS-Bench-201 accuracy table was read during a search")
-        reads["after"] += 1
-        return real_load(*args, **kwargs)
-
-    def rounds(*args, **kwargs):
-        searching["now"] = True
-        try:
-            return real_rounds(*args, **kwargs)
-        finally:
-            searching["now"] = False
-
-    monkeypatch.setattr(rayneas.lookup, "load_table", guarded_load)
-    monkeypatch.setattr(search, "_run_rounds", rounds)
-    return reads
+    return lock_table(monkeypatch, search, "_run_rounds")
 
 
 def test_nb201_search_never_reads_the_accuracy_table_before_its_result(tmp_path, table_locked):

@@ -108,6 +108,7 @@ class ScorerPool:
         self._host: ScorerHost | None = None
         self._shared_ref: ray.ObjectRef | None = None
         self._closed = False
+        self._on_result: Callable[[int, Any], None] | None = None
         if num_actors == 0:
             self._host = ScorerHost(scorer_factory, shared, select_device(num_gpus_per_actor > 0))
             return
@@ -130,12 +131,21 @@ class ScorerPool:
     def num_actors(self) -> int:
         return len(self._actors)
 
-    def score(self, tasks: Sequence[Any]) -> list[Any]:
-        """One result per task, in task order."""
+    def score(self, tasks: Sequence[Any], on_result: Callable[[int, Any], None] | None = None) -> list[Any]:
+        """One result per task, in task order.
+
+        ``on_result(index, result)`` is called as each result arrives (in
+        completion order, which on actors is not task order), e.g. to save
+        finished work before the whole list is done.
+        """
         if self._closed:
             raise RuntimeError("this ScorerPool was shut down; build a new one")
         tasks = list(tasks)
-        return self._score_actors(tasks) if self._actors else self._score_serial(tasks)
+        self._on_result = on_result
+        try:
+            return self._score_actors(tasks) if self._actors else self._score_serial(tasks)
+        finally:
+            self._on_result = None
 
     def placements(self) -> list[ActorPlacement]:
         """Where each actor runs (waits for all of them to start); empty on the serial path."""
@@ -152,6 +162,11 @@ class ScorerPool:
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
 
+    def _deliver(self, index: int, result: Any, done: int, total: int) -> None:
+        if self._on_result is not None:
+            self._on_result(index, result)
+        self._report(done, total)
+
     def _report(self, done: int, total: int) -> None:
         if self.progress is not None:
             self.progress(done, total)
@@ -167,7 +182,7 @@ class ScorerPool:
                     results.append(self._host(task))
                 except Exception as exc:
                     raise ScoringError(f"{_describe(i, len(tasks), task)} raised {type(exc).__name__}: {exc}") from exc
-                self._report(i + 1, len(tasks))
+                self._deliver(i, results[-1], i + 1, len(tasks))
             return results
         finally:
             torch.set_num_threads(previous)
@@ -214,7 +229,7 @@ class ScorerPool:
                     f"{_describe(index, total, tasks[index])} raised {type(cause).__name__}: {cause}"
                 ) from err
             else:
-                self._report(len(results), total)
+                self._deliver(index, results[index], len(results), total)
             free.append(slot)
         return [results[i] for i in range(total)]
 

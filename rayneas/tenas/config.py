@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from rayneas.config import spec, to_dict
 from rayneas.data.batch import Source
-from rayneas.tenas.rank import KappaAggregate
+from rayneas.tenas.rank import TENAS_INDICATORS, KappaAggregate
 from rayneas.spaces import darts, nb201
 
 Space = Literal["nb201", "darts"]
 Dataset = Literal["cifar10", "cifar100", "imagenet16", "imagenet"]
 Mode = Literal["paper", "reference"]
+Aggregate = Literal["rank_sum", "log_rank"]  # rayneas.indicators.aggregate.AGGREGATIONS
 
 #: Ops a supernet edge may hold, in the space's own order; `none` is never searched (as in TE-NAS).
 SEARCH_OPS: dict[str, tuple[str, ...]] = {"nb201": nb201.SEARCH_OPS,
@@ -38,6 +39,8 @@ class InputsConfig:
     batch_size: int = spec(72, ge=2, doc="images per κ batch (reference code: 72 NB201, 14 DARTS CIFAR, 24 ImageNet)")
     region_samples: int = spec(1000, ge=1, doc="3x3 one-channel crops per linear-region batch")
     region_batches: int = spec(3, ge=1, doc="batches of crops whose activation patterns are pooled")
+    proxy_batch: int | None = spec(None, ge=2, doc="cap on the batch of each eval-network indicator (naswot, "
+                                                   "az_*, ...); null = each indicator's declared batch")
 
     def __post_init__(self) -> None:
         if self.source in _DATASET_SOURCES and self.root is None:
@@ -56,6 +59,35 @@ class PruneConfig:
     precision: int = spec(3, ge=0, le=15, doc="decimals each repeat's Δκ (and, in reference mode, ΔR) is "
                                                "rounded to before averaging")
     max_rounds: int | None = spec(None, ge=1, doc="stop after this many rounds (resume later with --resume)")
+    indicators: list[str] = spec(default_factory=lambda: list(TENAS_INDICATORS),
+                                 doc="registered indicators a candidate is ranked by (rayneas.indicators)")
+    aggregate: Aggregate = spec("rank_sum", doc="how the indicators' ranks combine: rank_sum (TE-NAS) or "
+                                                "log_rank (AZ-NAS)")
+
+    def __post_init__(self) -> None:
+        check_indicators(self.indicators, "prune.indicators")
+        if self.mode == "reference":
+            thin = [n for n in self.indicators if n != "linear_regions" and _network(n) == "thin"]
+            if thin:
+                raise ValueError(f"prune.indicators {thin}: reference mode draws a thin network per candidate "
+                                 "and compares only linear_regions with its own baseline; use mode: paper")
+
+
+def _network(name: str) -> str:
+    from rayneas.indicators import indicator_info
+
+    return indicator_info(name).network
+
+
+def check_indicators(names: list[str], where: str) -> None:
+    """Refuse an empty list, repeats and names that are not registered, listing the registered ones."""
+    from rayneas.indicators import available_indicators
+
+    allowed = available_indicators()
+    unknown = [n for n in names if n not in allowed]
+    if unknown or not names or len(set(names)) != len(names):
+        raise ValueError(f"{where} {names} must list distinct registered indicators (at least one); unknown: "
+                         f"{unknown or 'none'}; allowed: {', '.join(allowed)}")
 
 
 @dataclasses.dataclass
@@ -79,11 +111,17 @@ class ScoringConfig:
 
 
 @dataclasses.dataclass
-class ExportConfig:
-    """Size of the network ``rayneas export`` builds from the found cell; null = the paper's size."""
+class NetSize:
+    """Size of an evaluation-size network; null = the paper's size."""
 
     C: int | None = spec(None, ge=1, doc="NB201 16, DARTS CIFAR 36, DARTS ImageNet 48")
     layers: int | None = spec(None, ge=1, doc="NB201 cells per stage (5); DARTS cells (20 CIFAR, 14 ImageNet)")
+
+
+@dataclasses.dataclass
+class ExportConfig(NetSize):
+    """Size of the network ``rayneas export`` builds from the found cell; null = the paper's size."""
+
     auxiliary: bool = spec(False, doc="DARTS: add the auxiliary head used in training")
 
 
@@ -98,16 +136,10 @@ class TenasConfig:
     supernet: SupernetConfig = dataclasses.field(default_factory=SupernetConfig)
     scoring: ScoringConfig = dataclasses.field(default_factory=ScoringConfig)
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+    proxy_net: NetSize = dataclasses.field(default_factory=NetSize)  # the eval-network indicators' network
 
     def __post_init__(self) -> None:
-        if not self.name or "/" in self.name or self.name in (".", ".."):
-            raise ValueError(f"name {self.name!r} must be a plain folder name, e.g. tenas_nb201_seed0")
-        if self.inputs.source in _DATASET_SOURCES and self.inputs.source != self.dataset:
-            raise ValueError(f"inputs.source {self.inputs.source!r} differs from dataset {self.dataset!r}; use the "
-                             f"searched dataset's images, or sample_images / gaussian")
-        if self.space == "nb201" and self.dataset == "imagenet":
-            raise ValueError("dataset 'imagenet' is not in NAS-Bench-201; use cifar10, cifar100 or imagenet16, "
-                             "or space: darts")
+        check_run(self.name, self.space, self.dataset, self.inputs.source)
         ops = self.supernet.ops
         if ops is not None:
             allowed = SEARCH_OPS[self.space]
@@ -119,6 +151,18 @@ class TenasConfig:
     @property
     def num_classes(self) -> int:
         return NUM_CLASSES[self.dataset]
+
+
+def check_run(name: str, space: str, dataset: str, source: str) -> None:
+    """The checks every search config makes: a plain run folder name, images of the searched dataset."""
+    if not name or "/" in name or name in (".", ".."):
+        raise ValueError(f"name {name!r} must be a plain folder name, e.g. tenas_nb201_seed0")
+    if source in _DATASET_SOURCES and source != dataset:
+        raise ValueError(f"inputs.source {source!r} differs from dataset {dataset!r}; use the "
+                         f"searched dataset's images, or sample_images / gaussian")
+    if space == "nb201" and dataset == "imagenet":
+        raise ValueError("dataset 'imagenet' is not in NAS-Bench-201; use cifar10, cifar100 or imagenet16, "
+                         "or space: darts")
 
 
 DIGEST = "inputs_digest"
@@ -134,9 +178,23 @@ def search_settings(cfg: TenasConfig, inputs_digest: str) -> dict:
     Left out: where the run goes, how many actors score (serial and parallel
     give the same numbers), how it is exported, and where it stops early.
     """
-    data = {k: v for k, v in to_dict(cfg).items() if k not in ("name", "scoring", "export")}
+    data = result_settings(cfg, inputs_digest, cfg.prune.indicators, ("name", "scoring", "export"))
     data["prune"] = {k: v for k, v in data["prune"].items() if k != "max_rounds"}
+    return data
+
+
+def result_settings(cfg: Any, inputs_digest: str, indicators: list[str], leave_out: tuple[str, ...]) -> dict:
+    """``cfg`` as plain data without ``leave_out`` and ``inputs.root``, plus the digest, threads and device.
+
+    The eval-network settings (``proxy_net``, ``inputs.proxy_batch``) are kept
+    only when an indicator of ``indicators`` is computed on that network: they
+    change nothing otherwise, and runs saved before they existed still resume.
+    """
+    data = {k: v for k, v in to_dict(cfg).items() if k not in leave_out}
     data["inputs"] = {k: v for k, v in data["inputs"].items() if k != "root"}
+    if not any(_network(name) == "eval" for name in indicators):
+        data.pop("proxy_net", None)
+        data["inputs"].pop("proxy_batch", None)
     data[DIGEST] = inputs_digest
     data["scoring"] = {"threads_per_actor": cfg.scoring.threads_per_actor,
                        "device": "gpu" if cfg.scoring.num_gpus_per_actor > 0 else "cpu"}

@@ -77,6 +77,10 @@ class PrunableSpace(abc.ABC):
         """The thin 1-channel copy linear regions are counted on, every op built, ``mask`` live (``set_mask``)."""
 
     @abc.abstractmethod
+    def eval_net(self, mask: Mask) -> nn.Module:
+        """The evaluation-size supernet the ``eval``-network indicators score, every op built, ``mask`` live."""
+
+    @abc.abstractmethod
     def genotype(self, mask: Mask) -> Any:
         """The final cell of a fully pruned mask."""
 
@@ -108,12 +112,19 @@ class PrunableSpace(abc.ABC):
 
 @dataclasses.dataclass(frozen=True)
 class NB201Prunable(PrunableSpace):
-    """NAS-Bench-201 supernet: C=3, N=1 with stem for κ; one C=1 cell without stem for regions."""
+    """NAS-Bench-201 supernet: C=3, N=1 with stem for κ; one C=1 cell without stem for regions.
+
+    The eval network is the supernet at the benchmark's size (``eval_C`` ×
+    ``eval_N``, default 16 × 5): masked to one op per edge it computes what
+    ``nb201.build(cell)`` computes, with the same parameters in use.
+    """
 
     dataset: str = "cifar10"
     C: int = 3
     N: int = 1
     ops: tuple[str, ...] = nb201.SEARCH_OPS
+    eval_C: int = 16
+    eval_N: int = 5
     name = "nb201"
 
     @property
@@ -128,6 +139,9 @@ class NB201Prunable(PrunableSpace):
 
     def kappa_net(self, mask: Mask) -> nn.Module:
         return nb201.supernet(self.C, self.N, self.num_classes, mask=mask)
+
+    def eval_net(self, mask: Mask) -> nn.Module:
+        return nb201.supernet(self.eval_C, self.eval_N, self.num_classes, mask=mask)
 
     def regions_net(self, mask: Mask) -> nn.Module:
         net = nb201.thin_network([list(nb201.SEARCH_OPS) for _ in nb201.EDGES], num_classes=self.num_classes)
@@ -169,6 +183,8 @@ class DartsPrunable(PrunableSpace):
     dataset: str = "cifar10"
     C: int = 1
     ops: tuple[str, ...] = SEARCH_OPS["darts"]
+    eval_C: int = 36
+    eval_layers: int = 20
     name = "darts"
 
     @property
@@ -199,6 +215,13 @@ class DartsPrunable(PrunableSpace):
     def kappa_net(self, mask: Mask) -> nn.Module:
         return self._masked(darts.DartsSuperNet(C=self.C, num_classes=self.num_classes, layers=2,
                                                 stem_multiplier=1), mask)
+
+    def eval_net(self, mask: Mask) -> nn.Module:
+        """TE-NAS's supernet layout at DARTS's evaluation size: ``eval_layers`` cells of ``eval_C`` channels
+        (stem multiplier 3), three stages of ⌈layers/3⌉ cells, the 2nd and 3rd opened by a reduction cell."""
+        per_stage = -(-self.eval_layers // 3)
+        return self._masked(darts.DartsSuperNet(C=self.eval_C, num_classes=self.num_classes, layers=self.eval_layers,
+                                                stem_multiplier=3, cells_per_stage=per_stage), mask)
 
     def regions_net(self, mask: Mask) -> nn.Module:
         return self._masked(darts.DartsSuperNet(C=1, num_classes=self.num_classes, layers=2, use_stem=False,
@@ -232,8 +255,10 @@ class DartsPrunable(PrunableSpace):
 
 
 def make_space(cfg: TenasConfig) -> PrunableSpace:
+    """The space of ``cfg`` (any config with ``space``, ``dataset``, ``supernet`` and ``proxy_net``)."""
     # Listed in the space's order whatever the config's order, so masks and tables read the same.
     ops = tuple(op for op in SEARCH_OPS[cfg.space] if cfg.supernet.ops is None or op in cfg.supernet.ops)
+    size = cfg.proxy_net
     if cfg.space == "nb201":
-        return NB201Prunable(cfg.dataset, cfg.supernet.C, cfg.supernet.N, ops)
-    return DartsPrunable(cfg.dataset, cfg.supernet.C, ops)
+        return NB201Prunable(cfg.dataset, cfg.supernet.C, cfg.supernet.N, ops, size.C or 16, size.layers or 5)
+    return DartsPrunable(cfg.dataset, cfg.supernet.C, ops, size.C or 36, size.layers or 20)

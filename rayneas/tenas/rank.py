@@ -14,6 +14,9 @@ import math
 import statistics
 from typing import Hashable, Literal, Mapping, NamedTuple, Sequence, get_args
 
+#: The indicators TE-NAS prunes by; ``prune.indicators`` defaults to them.
+TENAS_INDICATORS: tuple[str, ...] = ("ntk", "linear_regions")
+
 
 class Score(NamedTuple):
     """One network, one repeat: NTK condition number (inf when degenerate) and linear-region count.
@@ -21,11 +24,22 @@ class Score(NamedTuple):
     ``regions_baseline`` is set in reference mode only: the unpruned thin
     network's R under this candidate's own init (the reference code draws a
     fresh thin supernet for every candidate), so ΔR compares like with like.
+    ``others``: every other indicator scored, name → value. κ and R are NaN
+    when they were not asked for.
     """
 
     kappa: float
-    regions: int
+    regions: float
     regions_baseline: int | None = None
+    others: Mapping[str, float] | None = None
+
+    def value(self, name: str) -> float:
+        """The value of indicator ``name`` (``ntk`` is κ, ``linear_regions`` R)."""
+        if name == "ntk":
+            return self.kappa
+        if name == "linear_regions":
+            return self.regions
+        return (self.others or {})[name]
 
 
 KappaAggregate = Literal["mean", "median", "geomean"]
@@ -92,6 +106,38 @@ def regions_delta(full: Sequence[int], pruned: Sequence[int], precision: int | N
     return _mean([round((f - p) / f, precision) for f, p in zip(full, pruned)])
 
 
+def value_delta(full: Sequence[float], pruned: Sequence[float], higher_is_better: bool) -> float:
+    """How much better the pruned net scores than the supernet, mean over repeats (any indicator but κ and R).
+
+    Oriented by the indicator's direction (positive: removing the op improves
+    it), absolute and unrounded. A pruned net at its indicator's worst end
+    (a degenerate network: −inf for higher-is-better) gives −inf, so it ranks
+    last; a degenerate supernet with a pruned net that is not gives +inf.
+    """
+    _check_repeats(full, pruned)
+    sign = 1.0 if higher_is_better else -1.0
+    per_repeat = []
+    for f, p in zip(full, pruned):
+        f, p = sign * f, sign * p
+        if p == -math.inf:
+            per_repeat.append(0.0 if f == -math.inf else -math.inf)
+        elif f == -math.inf:
+            per_repeat.append(math.inf)
+        else:
+            per_repeat.append(p - f)
+    if math.inf in per_repeat and -math.inf not in per_repeat:
+        return math.inf
+    return _mean(per_repeat)
+
+
+def mean_over_repeats(values: Sequence[float]) -> float:
+    """A network's value over its repeats: the mean, or the infinity a degenerate repeat gave (κ = inf, −inf)."""
+    for v in values:
+        if math.isinf(v):
+            return v
+    return math.fsum(values) / len(values)
+
+
 def _check_repeats(full: Sequence, pruned: Sequence) -> None:
     if len(full) != len(pruned) or not full:
         raise ValueError(f"need one supernet and one candidate score per repeat, got {len(full)} and {len(pruned)}")
@@ -139,12 +185,18 @@ def choose_prunes(rankings: Sequence[Ranking], groups: Sequence[Hashable], quota
     """Indices of the candidates to prune: per group, the ``quotas[group]`` best rank sums."""
     if len(rankings) != len(groups):
         raise ValueError(f"{len(rankings)} rankings but {len(groups)} groups")
+    order = sorted(range(len(rankings)), key=lambda i: (rankings[i].rank_sum, rankings[i].kappa_rank, i))
+    return choose_in_order(order, groups, quotas)
+
+
+def choose_in_order(order: Sequence[int], groups: Sequence[Hashable], quotas: Mapping[Hashable, int]) -> list[int]:
+    """Indices of the candidates to prune: walking ``order`` (best first), each group takes its quota."""
     missing = set(groups) - set(quotas)
     if missing:
         raise ValueError(f"no prune quota for group(s) {sorted(map(str, missing))}")
     taken = {g: 0 for g in quotas}
     chosen = []
-    for i in sorted(range(len(rankings)), key=lambda i: (rankings[i].rank_sum, rankings[i].kappa_rank, i)):
+    for i in order:
         if taken[groups[i]] < quotas[groups[i]]:
             taken[groups[i]] += 1
             chosen.append(i)

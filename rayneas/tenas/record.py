@@ -21,20 +21,37 @@ from rayneas.config import ConfigError, to_dict
 from rayneas.files import write_json_atomic, write_parquet_atomic
 from rayneas.tenas.config import DIGEST, TenasConfig, search_settings
 from rayneas.tenas.prunable import Mask
+from rayneas.tenas.rank import TENAS_INDICATORS
 
 STATE, CANDIDATES, RESULT, CONFIG = "state.json", "candidates.parquet", "result.json", "config.json"
-STATE_VERSION = 2  # 2: settings hold prune.mode, scoring threads, device and the inputs' digest (not inputs.root)
+# 2: settings hold prune.mode, scoring threads, device and the inputs' digest (not inputs.root)
+# 3: settings hold prune.indicators and prune.aggregate
+STATE_VERSION = 3
 
 #: One row per candidate per round: where it is (round, phase, cell, edge, node, op), its deltas and
 #: ranks, whether it was pruned, and the per-repeat κ and R of the pruned net (and, in reference mode,
-#: ``regions_baseline``: each candidate's own unpruned R per repeat).
+#: ``regions_baseline``: each candidate's own unpruned R per repeat); ``rank_sum`` sums the dense ranks of
+#: every indicator searched by, ``aggregate`` is the value of ``prune.aggregate`` (equal for rank_sum).
 CANDIDATE_SCHEMA = pa.schema([
     ("round", pa.int32()), ("phase", pa.string()), ("cell", pa.string()), ("edge", pa.int32()),
     ("edge_label", pa.string()), ("node", pa.int32()), ("op", pa.string()),
     ("dkappa", pa.float64()), ("dregions", pa.float64()),
     ("kappa_rank", pa.int32()), ("regions_rank", pa.int32()), ("rank_sum", pa.int32()), ("pruned", pa.bool_()),
     ("kappa", pa.list_(pa.float64())), ("regions", pa.list_(pa.int64())), ("regions_baseline", pa.list_(pa.int64())),
+    ("aggregate", pa.float64()),
 ])
+
+
+def candidate_schema(indicators: list[str] | tuple[str, ...]) -> pa.Schema:
+    """`CANDIDATE_SCHEMA` (κ and R columns null when not searched by) plus, for every other indicator,
+    ``delta_<name>`` (`value_delta`), ``rank_<name>`` (dense, 0 = best) and ``<name>`` (per repeat)."""
+    schema = CANDIDATE_SCHEMA
+    for name in indicators:
+        if name not in TENAS_INDICATORS:
+            for field in (pa.field(f"delta_{name}", pa.float64()), pa.field(f"rank_{name}", pa.int32()),
+                          pa.field(name, pa.list_(pa.float64()))):
+                schema = schema.append(field)
+    return schema
 
 
 class RunDirError(ConfigError):
@@ -93,6 +110,9 @@ class RunStore:
             raise RunDirError(f"cannot resume: {self.state_path} does not exist; run without --resume to start")
         state = _state_from_json(read_json(self.state_path))
         saved = state.settings
+        if state.version < 3:  # searched by κ and R, ranked by their rank sum: the defaults
+            saved = {**saved, "prune": {"indicators": list(TENAS_INDICATORS), "aggregate": "rank_sum",
+                                        **saved.get("prune", {})}}
         if state.version < 2:  # recorded neither scoring nor the digest, but inputs.root: compare what both hold
             saved = {**saved, "inputs": {k: v for k, v in saved["inputs"].items() if k != "root"}}
             wanted = {k: v for k, v in wanted.items() if k in saved}
@@ -107,7 +127,9 @@ class RunStore:
 
     def save(self, state: SearchState) -> None:
         write_json_atomic(self.state_path, {**dataclasses.asdict(state), "mask": state.mask.to_json()})
-        write_parquet_atomic(self.dir / CANDIDATES, pa.Table.from_pylist(state.candidates, schema=CANDIDATE_SCHEMA))
+        indicators = state.settings.get("prune", {}).get("indicators", TENAS_INDICATORS)
+        table = pa.Table.from_pylist(state.candidates, schema=candidate_schema(indicators))
+        write_parquet_atomic(self.dir / CANDIDATES, table)
 
     def write_result(self, result: dict) -> None:
         write_json_atomic(self.dir / RESULT, result)

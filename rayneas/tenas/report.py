@@ -80,7 +80,8 @@ class Board:
                    "supernet/live_ops": m["live_ops"], "round/candidates": m["candidates"],
                    "round/seconds": m["round_seconds"]}
         for tag, value in scalars.items():
-            self.writer.add_scalar(tag, value, report.round)
+            if not (isinstance(value, float) and math.isnan(value)):  # κ or R, when not searched by
+                self.writer.add_scalar(tag, value, report.round)
         self.writer.flush()
 
     def __enter__(self) -> "Board":

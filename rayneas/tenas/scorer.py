@@ -1,4 +1,4 @@
-"""What one scoring task computes: κ and R of one masked supernet under one repeat's inits and inputs.
+"""What one scoring task computes: κ and R (or any registered indicators) of one masked supernet.
 
 A task is a pure function of (masks, repeat, init seeds) and the shared input
 batches, so any worker, in any order, gives the same numbers. Networks are
@@ -13,16 +13,25 @@ Which seed each network gets is the difference between the two modes
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+import math
+from typing import Any, Mapping, Sequence
 
 import torch
 
-from rayneas.indicators import count_linear_regions, init_weights, ntk_batch, ntk_condition_number, region_inputs
+from rayneas.data import image_batch
+from rayneas.indicators import (
+    DegenerateNetworkError,
+    indicator_info,
+    init_weights,
+    ntk_batch,
+    ntk_condition_number,
+    region_inputs,
+)
 from rayneas.scoring.host import DEVICE_KEY
 from rayneas.seeding import derive_seed
 from rayneas.tenas.config import Mode, TenasConfig
 from rayneas.tenas.prunable import Candidate, Mask, PrunableSpace
-from rayneas.tenas.rank import Score
+from rayneas.tenas.rank import TENAS_INDICATORS, Score
 
 NTK_KEY, REGIONS_KEY = "ntk_inputs", "region_inputs"
 
@@ -91,56 +100,122 @@ def round_tasks(cfg: TenasConfig, space: PrunableSpace, mask: Mask, index: int,
     return tasks
 
 
-def shared_inputs(cfg: TenasConfig) -> dict[str, torch.Tensor]:
-    """Input batches of every repeat, stacked: [repeats, B, 3, H, W] for κ, [repeats, batches, n, 1, 3, 3] for R.
+def shared_inputs(cfg: Any, indicators: Sequence[str] = TENAS_INDICATORS) -> dict[str, torch.Tensor]:
+    """Input batches of every repeat, stacked, for the networks ``indicators`` are computed on.
 
-    Drawn once per search (repeat r uses the same batches in every round) and
-    shipped to the actors once with ``ray.put``.
+    κ network: [repeats, B, 3, H, W]; thin network: [repeats, batches, n, 1, 3, 3];
+    every eval-network indicator its declared batch ([repeats, B, C, H, W],
+    batch capped by ``inputs.proxy_batch``, under `input_key`; indicators with
+    the same declaration share one tensor). Drawn once per search (repeat r
+    uses the same batches in every round) and shipped to the actors once with
+    ``ray.put``. ``cfg``: a config with ``seed``, ``inputs`` and ``repeats``
+    (TE-NAS: ``prune.repeats``).
     """
-    inputs = cfg.inputs
-    ntk = [ntk_batch(inputs.batch_size, derive_seed(cfg.seed, 0, r), inputs.source, inputs.image_size, inputs.root)
-           for r in range(cfg.prune.repeats)]
-    regions = [torch.stack(region_inputs(derive_seed(cfg.seed, 1, r), n=inputs.region_samples,
-                                         batches=inputs.region_batches, source=inputs.source, root=inputs.root))
-               for r in range(cfg.prune.repeats)]
-    return {NTK_KEY: torch.stack(ntk), REGIONS_KEY: torch.stack(regions)}
+    inputs, repeats = cfg.inputs, _repeats(cfg)
+    networks = {indicator_info(name).network for name in indicators}
+    shared: dict[str, torch.Tensor] = {}
+    if "kappa" in networks:
+        shared[NTK_KEY] = torch.stack([ntk_batch(inputs.batch_size, derive_seed(cfg.seed, 0, r), inputs.source,
+                                                 inputs.image_size, inputs.root) for r in range(repeats)])
+    if "thin" in networks:
+        shared[REGIONS_KEY] = torch.stack([
+            torch.stack(region_inputs(derive_seed(cfg.seed, 1, r), n=inputs.region_samples,
+                                      batches=inputs.region_batches, source=inputs.source, root=inputs.root))
+            for r in range(repeats)])
+    drawn: dict[tuple, torch.Tensor] = {}
+    for name in indicators:
+        spec = indicator_info(name).inputs
+        if indicator_info(name).network != "eval":
+            continue
+        batch = spec.batch_size or inputs.batch_size
+        key = (spec.source or inputs.source, min(batch, inputs.proxy_batch or batch), spec.channels,
+               spec.size or inputs.image_size, spec.batches)
+        if key not in drawn:
+            source, n, channels, size, batches = key
+            drawn[key] = torch.stack([
+                torch.stack([image_batch(source, n, derive_seed(cfg.seed, 5, r, b), size, inputs.root,
+                                         channels=channels).contiguous() for b in range(batches)])
+                for r in range(repeats)])
+        shared[input_key(name)] = drawn[key]
+    return shared
+
+
+def input_key(name: str) -> str:
+    """Where an eval-network indicator's batches are in ``shared``: [repeats, batches, B, C, H, W]."""
+    return f"inputs_{name}"
+
+
+def _repeats(cfg: Any) -> int:
+    prune = getattr(cfg, "prune", None)
+    return prune.repeats if prune is not None else cfg.repeats
+
+
+def measure(name: str, net: torch.nn.Module, inputs: Any, label: str) -> float:
+    """Indicator ``name`` of ``net``; a network without a path from input to output gets its worst value."""
+    info = indicator_info(name)
+    try:
+        if name == "ntk":
+            return float(ntk_condition_number(net, inputs, label=label))
+        return float(info.fn(net, inputs))
+    except DegenerateNetworkError:
+        return -math.inf if info.higher_is_better else math.inf
 
 
 class TenasScorer:
     """The scorer every worker builds; ``functools.partial(TenasScorer, space, mode)`` is the picklable factory.
 
-    paper mode draws Kaiming-normal weights (fan_out for κ, fan_in for R, as
-    the reference's ``kaiming_norm_fanout`` / ``_fanin`` branches would);
-    reference mode PyTorch's default init, which is what that code runs.
+    paper mode draws Kaiming-normal weights (fan_out for κ, fan_in for R and
+    the eval network, as the reference's ``kaiming_norm_fanout`` / ``_fanin``
+    branches and AZ-NAS would); reference mode PyTorch's default init, which
+    is what that code runs. ``indicators`` (default κ and R) are each computed
+    on the network their registration names: the κ network and the
+    eval-size network from the task's ``kappa_seed``, the thin network from
+    its ``regions_seed``.
 
-    Each worker builds its two supernets once and only re-masks them per task:
+    Each worker builds its networks once and only re-masks them per task:
     every op is built whatever the mask, and `init_weights` redraws every
     weight and norm statistic, so a re-masked network computes exactly what a
     fresh one would (tested), without paying for a few hundred modules per task.
     """
 
-    def __init__(self, space: PrunableSpace, mode: Mode) -> None:
-        self.space, self.mode = space, mode
+    def __init__(self, space: PrunableSpace, mode: Mode, indicators: Sequence[str] = TENAS_INDICATORS) -> None:
+        self.space, self.mode, self.indicators = space, mode, tuple(indicators)
         self._nets: dict[str, torch.nn.Module] = {}
 
     def _net(self, which: str, mask: Mask, device: torch.device) -> torch.nn.Module:
         net = self._nets.get(which)
         if net is None:
-            build = self.space.kappa_net if which == "kappa" else self.space.regions_net
-            net = self._nets[which] = build(mask).to(device)
+            build = {"kappa": self.space.kappa_net, "thin": self.space.regions_net, "eval": self.space.eval_net}
+            net = self._nets[which] = build[which](mask).to(device)
         else:
             net.set_mask(mask)
         return net
 
     def __call__(self, task: ScoreTask, shared: Mapping[str, Any]) -> Score:
         device = shared[DEVICE_KEY]
-        net = init_weights(self._net("kappa", task.mask, device), self.mode, task.kappa_seed, fan="out")
-        kappa = ntk_condition_number(net, shared[NTK_KEY][task.repeat], label=task.label)
-        crops = list(shared[REGIONS_KEY][task.repeat])
+        values: dict[str, float] = {}
+        baseline = None
+        for which, fan, seed in (("kappa", "out", task.kappa_seed), ("thin", "in", task.regions_seed),
+                                 ("eval", "in", task.kappa_seed)):
+            names = [n for n in self.indicators if indicator_info(n).network == which]
+            if not names:
+                continue
+            if which == "thin" and task.regions_baseline is not None and "linear_regions" in names:
+                thin = init_weights(self._net(which, task.regions_baseline, device), self.mode, seed, fan=fan)
+                baseline = int(measure("linear_regions", thin, self._inputs(which, "linear_regions", task, shared),
+                                       task.label))
+            net = init_weights(self._net(which, task.mask, device), self.mode, seed, fan=fan)
+            for name in names:
+                values[name] = measure(name, net, self._inputs(which, name, task, shared), task.label)
+        regions = values.pop("linear_regions", math.nan)
+        return Score(values.pop("ntk", math.nan), regions if math.isnan(regions) else int(regions), baseline,
+                     values or None)
 
-        def regions(mask: Mask) -> int:
-            thin = init_weights(self._net("regions", mask, device), self.mode, task.regions_seed, fan="in")
-            return int(count_linear_regions(thin, crops))
-
-        baseline = None if task.regions_baseline is None else regions(task.regions_baseline)
-        return Score(float(kappa), regions(task.mask), baseline)
+    @staticmethod
+    def _inputs(which: str, name: str, task: ScoreTask, shared: Mapping[str, Any]) -> Any:
+        if which == "kappa":
+            return shared[NTK_KEY][task.repeat]
+        if which == "thin":
+            return list(shared[REGIONS_KEY][task.repeat])
+        batches = shared[input_key(name)][task.repeat]
+        return batches[0] if len(batches) == 1 else list(batches)

@@ -17,17 +17,24 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from rayneas.config import RunKind
+from rayneas.indicators import indicator_info
+from rayneas.indicators.aggregate import get_aggregation
 from rayneas.scoring import ScorerPool, ensure_ray
 from rayneas.tenas.config import TenasConfig
 from rayneas.tenas.prunable import Candidate, Mask, PrunableSpace, RoundPlan, make_space
-from rayneas.tenas.rank import Score, choose_prunes, kappa_delta, rank_candidates, regions_delta
+from rayneas.tenas.rank import (
+    TENAS_INDICATORS,
+    Score,
+    choose_in_order,
+    dense_ranks,
+    kappa_delta,
+    mean_over_repeats,
+    regions_delta,
+    value_delta,
+)
 from rayneas.tenas.record import RunStore, SearchState, inputs_digest
 from rayneas.tenas.report import Board, RoundCallback, RoundProgress, RoundReport, plot_run
 from rayneas.tenas.scorer import TenasScorer, candidate_name, round_tasks, shared_inputs
-
-
-def _mean(values: list[float]) -> float:
-    return math.inf if any(math.isinf(v) for v in values) else math.fsum(values) / len(values)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,35 +58,89 @@ def _score_round(pool: ScorerPool, cfg: TenasConfig, space: PrunableSpace, mask:
     return RoundScores(per_net[0], per_net[1:], seconds, notes)
 
 
-def _deltas(full: list[Score], cand: list[Score], cfg: TenasConfig) -> tuple[float, float]:
-    """(Δκ, ΔR) of one candidate; reference mode compares R with the candidate's own unpruned thin net."""
+def _deltas(full: list[Score], cand: list[Score], cfg: TenasConfig) -> dict[str, float]:
+    """Indicator → its change when the op is removed: Δκ and ΔR as TE-NAS defines them, `value_delta` for the rest.
+
+    Reference mode compares R with the candidate's own unpruned thin net.
+    """
     prune = cfg.prune
-    dkappa = kappa_delta([s.kappa for s in full], [s.kappa for s in cand], prune.precision, prune.kappa_aggregate)
-    if prune.mode == "reference":
-        dregions = regions_delta([s.regions_baseline for s in cand], [s.regions for s in cand], prune.precision)
-    else:
-        dregions = regions_delta([s.regions for s in full], [s.regions for s in cand], None)
-    return dkappa, dregions
+    deltas = {}
+    for name in prune.indicators:
+        if name == "ntk":
+            deltas[name] = kappa_delta([s.kappa for s in full], [s.kappa for s in cand], prune.precision,
+                                       prune.kappa_aggregate)
+        elif name == "linear_regions" and prune.mode == "reference":
+            deltas[name] = regions_delta([s.regions_baseline for s in cand], [s.regions for s in cand],
+                                         prune.precision)
+        elif name == "linear_regions":
+            deltas[name] = regions_delta([s.regions for s in full], [s.regions for s in cand], None)
+        else:
+            deltas[name] = value_delta([s.value(name) for s in full], [s.value(name) for s in cand],
+                                       indicator_info(name).higher_is_better)
+    return deltas
+
+
+def rank_round(deltas: list[dict[str, float]], indicators: list[str], method: str) -> tuple[dict[str, list[int]],
+                                                                                          list[float], list[int]]:
+    """Per indicator dense ranks (0 = best to prune), the aggregate per candidate, and the candidates best first.
+
+    Δκ is best high and ΔR best low (TE-NAS's rules); any other indicator's
+    delta is oriented already (high: removing the op helps). Ties of the
+    aggregate go to the first indicator's rank, then to the earlier candidate,
+    which for κ and R with rank_sum is exactly `rank_candidates` + `choose_prunes`.
+    """
+    columns = [[d[name] if name != "linear_regions" else -d[name] for d in deltas] for name in indicators]
+    ranks = {name: dense_ranks(column, descending=True) for name, column in zip(indicators, columns)}
+    values = get_aggregation(method).fn(columns)
+    sign = 1.0 if get_aggregation(method).direction == "lower" else -1.0
+    first = ranks[indicators[0]]
+    order = sorted(range(len(deltas)), key=lambda i: (sign * values[i], first[i], i))
+    return ranks, values, order
 
 
 def prune_round(space: PrunableSpace, index: int, plan: RoundPlan, scores: RoundScores, cfg: TenasConfig,
                 state: SearchState) -> list[Candidate]:
     """Rank the round, add its rows to the table, remove the chosen ops from the mask; returns them."""
+    indicators = cfg.prune.indicators
     deltas = [_deltas(scores.full, cand, cfg) for cand in scores.candidates]
-    rankings = rank_candidates([d[0] for d in deltas], [d[1] for d in deltas])
-    chosen = choose_prunes(rankings, plan.groups, plan.quotas)
-    state.candidates.extend(
-        {"round": index, "phase": plan.phase, "cell": c.cell, "edge": c.edge, "edge_label": space.edge_label(c.edge),
-         "node": space.node_of(c.edge), "op": c.op, "dkappa": dk, "dregions": dr, "kappa_rank": rk.kappa_rank,
-         "regions_rank": rk.regions_rank, "rank_sum": rk.rank_sum, "pruned": i in chosen,
-         "kappa": [s.kappa for s in cand], "regions": [s.regions for s in cand],
-         "regions_baseline": [s.regions_baseline for s in cand] if cfg.prune.mode == "reference" else None}
-        for i, (c, (dk, dr), rk, cand) in enumerate(zip(plan.candidates, deltas, rankings, scores.candidates))
-    )
+    ranks, values, order = rank_round(deltas, indicators, cfg.prune.aggregate)
+    chosen = choose_in_order(order, plan.groups, plan.quotas)
+    reference = cfg.prune.mode == "reference"
+    for i, (c, d, cand) in enumerate(zip(plan.candidates, deltas, scores.candidates)):
+        row = {"round": index, "phase": plan.phase, "cell": c.cell, "edge": c.edge,
+               "edge_label": space.edge_label(c.edge), "node": space.node_of(c.edge), "op": c.op,
+               "dkappa": d.get("ntk"), "dregions": d.get("linear_regions"),
+               "kappa_rank": ranks["ntk"][i] if "ntk" in ranks else None,
+               "regions_rank": ranks["linear_regions"][i] if "linear_regions" in ranks else None,
+               "rank_sum": sum(r[i] for r in ranks.values()), "pruned": i in chosen,
+               "kappa": [s.kappa for s in cand] if "ntk" in d else None,
+               "regions": [s.regions for s in cand] if "linear_regions" in d else None,
+               "regions_baseline": [s.regions_baseline for s in cand] if reference else None,
+               "aggregate": values[i]}
+        for name in indicators:
+            if name not in TENAS_INDICATORS:
+                row.update({f"delta_{name}": d[name], f"rank_{name}": ranks[name][i],
+                            name: [s.value(name) for s in cand]})
+        state.candidates.append(row)
     pruned = [plan.candidates[i] for i in chosen]
     for c in pruned:
         state.mask = state.mask.without(*c)
     return pruned
+
+
+def _full_means(scores: RoundScores, indicators: list[str]) -> dict[str, float]:
+    """The supernet's value of every indicator, mean over repeats (κ and R as ``kappa``, ``regions``; NaN if unused)."""
+    means = {"kappa": mean_over_repeats([s.kappa for s in scores.full]), "regions": mean_over_repeats([s.regions for s in scores.full])}
+    means.update({name: mean_over_repeats([s.value(name) for s in scores.full]) for name in indicators
+                  if name not in TENAS_INDICATORS})
+    return means
+
+
+def _describe(means: dict[str, float]) -> str:
+    """``κ=…, R=…`` and every other indicator searched by; κ or R left out when not searched by."""
+    texts = [f"κ={means['kappa']:.4g}", f"R={means['regions']:.1f}"]
+    texts += [f"{name}={value:.4g}" for name, value in means.items() if name not in ("kappa", "regions")]
+    return ", ".join(text for text, value in zip(texts, means.values()) if not math.isnan(value))
 
 
 def _run_rounds(cfg: TenasConfig, space: PrunableSpace, store: RunStore, state: SearchState,
@@ -95,21 +156,24 @@ def _run_rounds(cfg: TenasConfig, space: PrunableSpace, store: RunStore, state: 
         tasks = (len(candidates) + 1) * cfg.prune.repeats
         pool.progress = progress = RoundProgress(index, phase, len(candidates), tasks)
         scores = _score_round(pool, cfg, space, state.mask, index, candidates)
-        kappa, regions = _mean([s.kappa for s in scores.full]), _mean([s.regions for s in scores.full])
+        means = _full_means(scores, cfg.prune.indicators)
+        kappa, regions = means["kappa"], means["regions"]
         live = state.mask.live_op_count()
-        state.trajectory.append({"round": index, "kappa": kappa, "regions": regions, "live_ops": live})
+        state.trajectory.append({"round": index, **means, "live_ops": live})
         if plan is None:
             pruned: list[Candidate] = []
             state.finished = True
             state.genotype = space.genotype_text(space.genotype(state.mask))
-            summary = f"final cell: κ={kappa:.4g}, R={regions:.1f}: {state.genotype}"
+            summary = f"final cell: {_describe(means)}: {state.genotype}"
         else:
             pruned = prune_round(space, index, plan, scores, cfg, state)
-            summary = (f"round {index + 1} ({phase}): supernet κ={kappa:.4g}, R={regions:.1f}; {len(candidates)} "
+            summary = (f"round {index + 1} ({phase}): supernet {_describe(means)}; {len(candidates)} "
                        f"candidates in {scores.seconds:.1f} s; pruned {', '.join(candidate_name(space, c) for c in pruned)}")
         state.rounds.append({"round": index, "phase": phase, "candidates": len(candidates), "seconds": scores.seconds,
                              "kappa_full": [s.kappa for s in scores.full],
                              "regions_full": [s.regions for s in scores.full],
+                             **{f"{name}_full": [s.value(name) for s in scores.full] for name in cfg.prune.indicators
+                                if name not in TENAS_INDICATORS},
                              "pruned": [list(c) for c in pruned], "notes": scores.notes})
         state.elapsed_s = clock()
         store.save(state)
@@ -149,7 +213,7 @@ def run_tenas(cfg: TenasConfig, run_dir: Path, resume: bool = False,
     session_start = time.perf_counter()
     space = make_space(cfg)
     # Read the data first: a missing dataset fails before Ray starts, and resume compares its digest.
-    shared = shared_inputs(cfg)
+    shared = shared_inputs(cfg, cfg.prune.indicators)
     store = RunStore(run_dir)
     state = store.start(cfg, space.initial_mask(), resume, inputs_digest(shared))
     elapsed_before = state.elapsed_s
@@ -157,7 +221,7 @@ def run_tenas(cfg: TenasConfig, run_dir: Path, resume: bool = False,
         sc = cfg.scoring
         if sc.num_actors:
             ensure_ray()
-        factory = functools.partial(TenasScorer, space, cfg.prune.mode)
+        factory = functools.partial(TenasScorer, space, cfg.prune.mode, tuple(cfg.prune.indicators))
         with ScorerPool(factory, num_actors=sc.num_actors, num_gpus_per_actor=sc.num_gpus_per_actor,
                         num_cpus_per_actor=sc.num_cpus_per_actor, threads_per_actor=sc.threads_per_actor,
                         shared=shared, max_retries=sc.max_retries, autoscaling=sc.autoscaling) as pool, \
