@@ -32,7 +32,7 @@ def configured(cls: type[T], base: dict, **sections) -> T:
             data.setdefault(key, {}).update(value)
         else:
             data[key] = value
-    return from_dict(TenasConfig, data)
+    return from_dict(cls, data)
 
 
 def wait_for(predicate, proc: subprocess.Popen, what: str, timeout: float = 240) -> None:
@@ -49,7 +49,6 @@ def rayneas_process(args: list[str], address: str, log: Path, **env: str) -> sub
     with open(log, "ab") as out:
         return subprocess.Popen([sys.executable, "-m", "rayneas", *args], stdout=out, stderr=subprocess.STDOUT,
                                 env=environ)
-    return from_dict(cls, data)
 
 
 def lock_table(monkeypatch, module: object, phase: str) -> dict[str, int]:
