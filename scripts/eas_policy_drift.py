@@ -19,7 +19,7 @@ from ray.rllib.core import Columns
 
 import rayneas_envs
 from rayneas.eas.record import load_config, load_networks
-from rayneas.eas.search import _rllib_config
+from rayneas.eas.search import rllib_config
 from rayneas.scoring import ensure_ray
 
 
@@ -48,7 +48,7 @@ def main() -> None:
     ensure_ray()
     for run in args.runs:
         cfg = load_config(run)
-        rllib = _rllib_config(cfg, run).env_runners(num_env_runners=0)
+        rllib = rllib_config(cfg, run).env_runners(num_env_runners=0)
         algo = rllib.build_algo()
         env = rayneas_envs.EASEnv(config=cfg)
         obs, _ = env.reset(seed=0)

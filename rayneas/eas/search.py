@@ -65,7 +65,7 @@ def _iteration(state: EASState, entries: list[dict[str, Any]], result: dict[str,
         controller=controller_scalars(result))
 
 
-def _rllib_config(cfg: EASConfig, run_dir: Path) -> Any:
+def rllib_config(cfg: EASConfig, run_dir: Path) -> Any:
     """The controller's RLlib config; built before anything runs, so a bad algorithm, module or key fails first."""
     from rayneas.rl.controller import controller_config
 
@@ -134,7 +134,7 @@ def run_eas(cfg: EASConfig, run_dir: Path, resume: bool = False,
     if cfg.dataset.name == "cifar10":  # a missing file fails here, not in every env runner
         check_cifar(cfg.dataset.root, "cifar10")
     run_dir = Path(run_dir)
-    rllib = _rllib_config(cfg, run_dir)
+    rllib = rllib_config(cfg, run_dir)
     store = EASRunStore(run_dir)
     state = store.start(cfg, resume)
     elapsed_before = state.elapsed_s
