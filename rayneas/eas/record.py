@@ -56,15 +56,19 @@ class EASRunStore:
     def checkpoint(self) -> Path:
         return self.dir / CHECKPOINT
 
+    @property
+    def _old(self) -> Path:
+        """Where `save` parks the previous checkpoint between its two renames."""
+        return self.dir / f".{CHECKPOINT}.old"
+
     def start(self, cfg: EASConfig, resume: bool) -> EASState:
         """A new state, or (``resume``) the checkpoint's, after checking the config changes no saved number.
 
         Resuming a run killed before its first checkpoint starts it afresh
         (its trained children are still in the NetPool file).
         """
-        old = self.dir / f".{CHECKPOINT}.old"
-        if not self.checkpoint.exists() and old.is_dir():  # killed between save()'s two renames
-            os.replace(old, self.checkpoint)
+        if not self.checkpoint.exists() and self._old.is_dir():  # killed between save()'s two renames
+            os.replace(self._old, self.checkpoint)
         saved = (self.checkpoint / SEARCH).is_file()
         if saved and not resume:
             raise RunDirError(f"{self.dir} already holds an EAS run ({CHECKPOINT}/); continue it with --resume, or "
@@ -74,7 +78,7 @@ class EASRunStore:
         state = EASState()
         if resume and saved:
             # read through today's schema, so a key added since (e.g. space.kind) counts at its default
-            diff = diff_keys(_settings(from_dict(EASConfig, read_json(self.dir / CONFIG))), _settings(cfg))
+            diff = diff_keys(_settings(load_config(self.dir)), _settings(cfg))
             if diff:
                 raise RunDirError(f"cannot resume {self.dir}: the config differs from the saved run in "
                                   f"{', '.join(sorted(diff))}; only {' and '.join(RESUMABLE)} may change "
@@ -87,7 +91,7 @@ class EASRunStore:
 
     def save(self, algo: Any, state: EASState) -> None:
         """RLlib state + networks + counters as one new ``checkpoint/``; a copy of the table beside it."""
-        tmp, old = self.dir / f".{CHECKPOINT}.tmp", self.dir / f".{CHECKPOINT}.old"
+        tmp, old = self.dir / f".{CHECKPOINT}.tmp", self._old
         shutil.rmtree(tmp, ignore_errors=True)
         algo.save_to_path(str(tmp.resolve()))
         table = pa.Table.from_pylist(state.networks, schema=NETWORK_SCHEMA)

@@ -10,8 +10,9 @@ from matplotlib.figure import Figure
 from tensorboardX import SummaryWriter
 from tqdm import tqdm
 
+from rayneas.tenas.report import TENSORBOARD_DIR
+
 REWARD_PNG = "reward_curve.png"
-TENSORBOARD_DIR = "tb"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,7 +20,6 @@ class IterationReport:
     """What every watcher is told after an iteration is checkpointed; one object so they report the same numbers."""
 
     iteration: int  # iterations done, this one included
-    networks: int  # children evaluated this iteration
     networks_evaluated: int  # ... and in the whole search
     reward_mean: float  # mean episode return of this iteration's children
     val_acc_mean: float

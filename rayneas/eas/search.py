@@ -57,7 +57,7 @@ def _iteration(state: EASState, entries: list[dict[str, Any]], result: dict[str,
     best = state.best()
     n = len(rows)
     return IterationReport(
-        iteration=state.iterations, networks=n, networks_evaluated=len(state.networks),
+        iteration=state.iterations, networks_evaluated=len(state.networks),
         reward_mean=sum(r["reward"] for r in rows) / n if n else math.nan,
         val_acc_mean=sum(r["val_acc"] for r in rows) / n if n else math.nan,
         best_val_acc=best["val_acc"] if best else math.nan, best_arch=best["arch"] if best else "",
