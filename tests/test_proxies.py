@@ -30,8 +30,10 @@ from rayneas.indicators import (
     init_weights,
     jacov_score,
     naswot_score,
+    measure_indicators,
     register_indicator,
 )
+from rayneas.indicators import az_nas as az_nas_module
 from rayneas.indicators.az_nas import block_trainability, feature_entropy
 from rayneas.indicators.naswot import jacov_from_jacobian
 from rayneas.indicators.registry import _REGISTRY, DIRECTIONS, NETWORKS
@@ -256,6 +258,30 @@ def test_az_nas_equals_plain_per_block_computation():
     assert az_progressivity(net, x) == scores["progressivity"]
     assert az_trainability(net, x, seed=3) == scores["trainability"]
     assert az_trainability(net, x, seed=4) != scores["trainability"]
+
+
+def test_the_three_az_indicators_share_one_pass_with_the_values_of_separate_calls(monkeypatch):
+    net, x = small_net(dtype=torch.float64), batch(4, dtype=torch.float64)
+    names = ["az_expressivity", "naswot", "az_trainability", "az_progressivity"]
+    separate = {name: float(indicator_info(name).fn(net, x)) for name in names}
+    calls = []
+    forward = az_nas_module._feature_maps
+    monkeypatch.setattr(az_nas_module, "_feature_maps", lambda *args: calls.append(1) or forward(*args))
+    joint = measure_indicators(names, net, lambda name: x, lambda name, model, inputs: indicator_info(name).fn(model, inputs))
+    assert joint == separate and list(joint) == ["az_expressivity", "az_trainability", "az_progressivity", "naswot"]
+    assert len(calls) == 1  # one forward for the three
+
+
+def test_a_joint_pass_degenerate_only_in_trainability_keeps_the_other_two(monkeypatch):
+    def no_path_block(maps, generator):
+        raise DegenerateNetworkError("no gradient path")
+
+    net, x = small_net(), batch(4)
+    names = ["az_expressivity", "az_progressivity", "az_trainability"]
+    expected = measure_indicators(names[:2], net, lambda name: x, lambda *args: math.nan)
+    monkeypatch.setattr(az_nas_module, "_trainability", no_path_block)
+    values = measure_indicators(names, net, lambda name: x, lambda *args: math.nan)
+    assert values == {**expected, "az_trainability": -math.inf}
 
 
 def test_az_trainability_of_an_identity_block_is_minus_infinity():

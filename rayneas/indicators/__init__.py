@@ -21,7 +21,9 @@ from rayneas.indicators.registry import (
     available_indicators,
     get_indicator,
     indicator_info,
+    measure_indicators,
     register_indicator,
+    worst_value,
 )
 
 for _module in pkgutil.iter_modules(__path__):
@@ -49,10 +51,12 @@ __all__ = [
     "indicator_info",
     "init_weights",
     "jacov_score",
+    "measure_indicators",
     "naswot_score",
     "ntk_batch",
     "ntk_condition_number",
     "ntk_jacobian",
     "region_inputs",
     "register_indicator",
+    "worst_value",
 ]

@@ -31,7 +31,7 @@ graph segments work too.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Literal, Sequence
 
 import torch
 from torch import nn
@@ -48,8 +48,12 @@ SIGMA_EPSILON = 1e-6
 
 
 def az_nas_scores(model: nn.Module, inputs: torch.Tensor, *, seed: int = 0,
-                  features: Sequence[nn.Module] | None = None, trainability: bool = True) -> dict[str, float]:
+                  features: Sequence[nn.Module] | None = None,
+                  trainability: bool | Literal["or_worst"] = True) -> dict[str, float]:
     """expressivity, progressivity and (unless ``trainability=False``) trainability of ``model`` on ``inputs``.
+
+    ``trainability="or_worst"``: a block with no gradient path scores −inf
+    instead of raising, so the other two survive a net degenerate only there.
 
     ``features``: the modules whose outputs are the feature maps, in forward
     order, each called once per forward (default: ``model.stem`` then every
@@ -65,23 +69,39 @@ def az_nas_scores(model: nn.Module, inputs: torch.Tensor, *, seed: int = 0,
             "progressivity": min(b - a for a, b in zip(entropies, entropies[1:])),
         }
         if trainability:
-            scores["trainability"] = _trainability(maps, torch.Generator().manual_seed(int(seed)))
+            try:
+                scores["trainability"] = _trainability(maps, torch.Generator().manual_seed(int(seed)))
+            except DegenerateNetworkError:
+                if trainability != "or_worst":
+                    raise
+                scores["trainability"] = -math.inf
     return scores
 
 
-@register_indicator("az_expressivity", direction="higher", network="eval", inputs=AZ_INPUTS)
+def az_nas_joint(model: nn.Module, inputs: torch.Tensor) -> dict[str, float]:
+    """The three registered AZ-NAS indicators from one forward (`measure_indicators` calls this once for all).
+
+    A block without a gradient path makes only trainability degenerate (its
+    worst value), as three separate calls would; a degenerate feature map
+    raises for all three, as each separate call would.
+    """
+    scores = az_nas_scores(model, inputs, trainability="or_worst")
+    return {f"az_{name}": value for name, value in scores.items()}
+
+
+@register_indicator("az_expressivity", direction="higher", network="eval", inputs=AZ_INPUTS, joint=az_nas_joint)
 def az_expressivity(model: nn.Module, inputs: torch.Tensor, *, features: Sequence[nn.Module] | None = None) -> float:
     """Σ over feature maps of the entropy of their normalised channel-covariance spectrum."""
     return az_nas_scores(model, inputs, features=features, trainability=False)["expressivity"]
 
 
-@register_indicator("az_progressivity", direction="higher", network="eval", inputs=AZ_INPUTS)
+@register_indicator("az_progressivity", direction="higher", network="eval", inputs=AZ_INPUTS, joint=az_nas_joint)
 def az_progressivity(model: nn.Module, inputs: torch.Tensor, *, features: Sequence[nn.Module] | None = None) -> float:
     """The smallest increase of the expressivity from one feature map to the next."""
     return az_nas_scores(model, inputs, features=features, trainability=False)["progressivity"]
 
 
-@register_indicator("az_trainability", direction="higher", network="eval", inputs=AZ_INPUTS)
+@register_indicator("az_trainability", direction="higher", network="eval", inputs=AZ_INPUTS, joint=az_nas_joint)
 def az_trainability(model: nn.Module, inputs: torch.Tensor, *, seed: int = 0,
                     features: Sequence[nn.Module] | None = None) -> float:
     """Mean over blocks of −σmax − 1/(σmax + 1e−6) + 2, σmax of the block's random-cotangent gradient correlation."""

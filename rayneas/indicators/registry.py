@@ -16,9 +16,14 @@ the batch, and for the aggregations that rank candidates
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Literal, TypeVar, get_args
+import math
+from typing import Any, Callable, Literal, Mapping, Sequence, TypeVar, get_args
+
+from rayneas.indicators.common import DegenerateNetworkError
 
 Indicator = Callable[..., Any]
+#: ``(model, inputs) -> {indicator name: value}``: several indicators from one shared computation.
+JointIndicator = Callable[[Any, Any], Mapping[str, float]]
 F = TypeVar("F", bound=Indicator)
 
 Direction = Literal["higher", "lower"]
@@ -68,6 +73,7 @@ class IndicatorInfo:
     direction: Direction
     network: Network
     inputs: InputSpec
+    joint: JointIndicator | None = None
 
     @property
     def higher_is_better(self) -> bool:
@@ -78,12 +84,16 @@ _REGISTRY: dict[str, IndicatorInfo] = {}
 
 
 def register_indicator(name: str, *, direction: Direction = "higher", network: Network = "eval",
-                       inputs: InputSpec | None = None) -> Callable[[F], F]:
+                       inputs: InputSpec | None = None, joint: JointIndicator | None = None) -> Callable[[F], F]:
     """Decorator: make ``fn`` available as ``get_indicator(name)``, with its metadata in ``indicator_info(name)``.
 
     Defaults: higher is better, computed on the evaluation-size network, on
     any batch of 3-channel images without labels (``InputSpec()``). `ntk` and
     `linear_regions` declare theirs (lower / κ network, higher / thin network).
+    ``joint``: a function that computes this indicator together with others
+    (same network and inputs) from one pass, e.g. AZ-NAS's three from one
+    forward; `measure_indicators` calls it once for all of them that a caller
+    asks for, so scoring the three costs one pass instead of three.
     """
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"an indicator name must be a non-empty string, got {name!r}")
@@ -102,7 +112,7 @@ def register_indicator(name: str, *, direction: Direction = "higher", network: N
                 f"indicator name {name!r} is already taken by {_qualname(known.fn)}; "
                 f"register {_qualname(fn)} under another name"
             )
-        _REGISTRY[name] = IndicatorInfo(name, fn, direction, network, spec)
+        _REGISTRY[name] = IndicatorInfo(name, fn, direction, network, spec, joint)
         return fn
 
     return decorate
@@ -116,6 +126,36 @@ def indicator_info(name: str) -> IndicatorInfo:
         raise ValueError(
             f"unknown indicator {name!r}; available: {', '.join(available_indicators()) or 'none'}"
         ) from None
+
+
+def worst_value(name: str) -> float:
+    """The value that ranks last for ``name``: what a network with no path from input to output scores."""
+    return -math.inf if indicator_info(name).higher_is_better else math.inf
+
+
+def measure_indicators(names: Sequence[str], model: Any, inputs_of: Callable[[str], Any],
+                       measure: Callable[[str, Any, Any], float]) -> dict[str, float]:
+    """{name: value} of ``names`` on ``model``: ``measure(name, model, inputs)`` for each, except that the
+    indicators sharing a ``joint`` function get it called once (with the first one's inputs).
+
+    A `DegenerateNetworkError` from a joint pass gives each of its indicators
+    its worst value, as separate calls would.
+    """
+    values: dict[str, float] = {}
+    for name in names:
+        if name in values:
+            continue
+        joint = indicator_info(name).joint
+        if joint is None:
+            values[name] = measure(name, model, inputs_of(name))
+            continue
+        members = [n for n in names if indicator_info(n).joint is joint]
+        try:
+            computed = joint(model, inputs_of(name))
+            values.update({n: float(computed[n]) for n in members})
+        except DegenerateNetworkError:
+            values.update({n: worst_value(n) for n in members})
+    return values
 
 
 def get_indicator(name: str) -> Indicator:

@@ -13,6 +13,7 @@ Which seed each network gets is the difference between the two modes
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, Mapping, Sequence
 
@@ -23,9 +24,11 @@ from rayneas.indicators import (
     DegenerateNetworkError,
     indicator_info,
     init_weights,
+    measure_indicators,
     ntk_batch,
     ntk_condition_number,
     region_inputs,
+    worst_value,
 )
 from rayneas.scoring.host import DEVICE_KEY
 from rayneas.seeding import derive_seed
@@ -152,13 +155,12 @@ def _repeats(cfg: Any) -> int:
 
 def measure(name: str, net: torch.nn.Module, inputs: Any, label: str) -> float:
     """Indicator ``name`` of ``net``; a network without a path from input to output gets its worst value."""
-    info = indicator_info(name)
     try:
         if name == "ntk":
             return float(ntk_condition_number(net, inputs, label=label))
-        return float(info.fn(net, inputs))
+        return float(indicator_info(name).fn(net, inputs))
     except DegenerateNetworkError:
-        return -math.inf if info.higher_is_better else math.inf
+        return worst_value(name)
 
 
 class TenasScorer:
@@ -205,8 +207,8 @@ class TenasScorer:
                 baseline = int(measure("linear_regions", thin, self._inputs(which, "linear_regions", task, shared),
                                        task.label))
             net = init_weights(self._net(which, task.mask, device), self.mode, seed, fan=fan)
-            for name in names:
-                values[name] = measure(name, net, self._inputs(which, name, task, shared), task.label)
+            values.update(measure_indicators(names, net, lambda name: self._inputs(which, name, task, shared),
+                                             functools.partial(measure, label=task.label)))
         regions = values.pop("linear_regions", math.nan)
         return Score(values.pop("ntk", math.nan), regions if math.isnan(regions) else int(regions), baseline,
                      values or None)

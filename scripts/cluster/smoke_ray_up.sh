@@ -5,7 +5,9 @@
 # NEVER run it from CI or the tests, and not on a machine where anyone else runs Ray: cluster.yaml's
 # head_start_ray_commands and `ray down` run `ray stop`, which stops every Ray process of the SSH user
 # (here the user "rayneas", so other users' Ray survives, but run it on a machine of its own anyway).
-# Needs root (apt-get, useradd, sshd) and network access for apt and pip. Not run yet (see README).
+# Needs root (apt-get, useradd, sshd) and network access for apt and pip. Run once by hand on 2026-12-04:
+# docs/measurements/smoke_ray_up.log. pip on the node reads the machine's global pip config
+# (/etc/pip.conf, /etc/xdg/pip): point it at the CPU torch wheel there, or setup installs CUDA torch.
 #
 # Usage, from the repository root, with the venv of `make install` on PATH (for `ray`):
 #   sudo -E env PATH="$PATH" scripts/cluster/smoke_ray_up.sh
@@ -18,6 +20,9 @@ SSHD_DIR=$(mktemp -d /tmp/rayneas-sshd.XXXXXX)
 
 apt-get install -y --no-install-recommends openssh-server rsync python3-venv
 id -u "$SSH_USER" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$SSH_USER"
+# useradd leaves the password field "!" (locked), and an sshd without PAM refuses every login to a
+# locked account, keys included; "*" means no password can match but the account is open to keys.
+usermod -p '*' "$SSH_USER"
 mkdir -p ~/.ssh && chmod 700 ~/.ssh
 test -f "$KEY" || ssh-keygen -q -t ed25519 -N "" -f "$KEY"
 install -d -m 700 -o "$SSH_USER" "/home/$SSH_USER/.ssh"
