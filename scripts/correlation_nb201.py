@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import itertools
 import math
 import sys
 import time
@@ -57,11 +58,11 @@ from rayneas.config import from_dict
 from rayneas.data import image_batch
 from rayneas.indicators import (
     AGGREGATIONS,
-    DegenerateNetworkError,
     aggregate,
     available_indicators,
     indicator_info,
     init_weights,
+    measure_indicators,
 )
 from rayneas.indicators.registry import InputSpec
 from rayneas.lookup import load_table
@@ -72,7 +73,7 @@ from rayneas.spaces import nb201
 from rayneas.spaces.mask import Mask
 from rayneas.tenas.config import TenasConfig
 from rayneas.tenas.prunable import make_space
-from rayneas.tenas.scorer import ScoreTask, TenasScorer, init_seeds, shared_inputs
+from rayneas.tenas.scorer import ScoreTask, TenasScorer, init_seeds, measure, shared_inputs
 
 DATASETS = {"cifar10": "cifar10_test", "cifar100": "cifar100_test", "imagenet16": "imagenet16_test"}
 PAPER_TAU = {"kappa": -0.42, "regions": 0.50, "rank_sum": -0.64}  # TE-NAS paper, NAS-Bench-201
@@ -148,14 +149,8 @@ class ProxyScorer:
     def __call__(self, task: ProxyTask, shared: dict[str, Any]) -> dict[str, float]:
         net = nb201.build(task.index, C=self.C, N=self.N).to(shared[DEVICE_KEY])
         net = init_weights(net, self.mode, task.seed, fan="in")
-        values = {}
-        for name in self.names:
-            info = indicator_info(name)
-            try:
-                values[name] = float(info.fn(net, shared[input_key(name)][task.repeat]))
-            except DegenerateNetworkError:
-                values[name] = -math.inf if info.direction == "higher" else math.inf
-        return values
+        return measure_indicators(self.names, net, lambda name: shared[input_key(name)][task.repeat],
+                                  functools.partial(measure, label=task.label))
 
 
 def proxy_names(args: argparse.Namespace) -> tuple[str, ...]:
@@ -199,14 +194,14 @@ def score_proxies(args: argparse.Namespace, indices: list[int]) -> list[dict[str
             source, n, channels, size = key
             batches[key] = torch.stack([image_batch(source, n, derive_seed(args.seed, 5, r), size, args.root,
                                                     channels=channels).contiguous()
-                                        for r in range(args.repeats)])
+                                        for r in range(args.proxy_repeats)])
         shared[input_key(name)] = batches[key]  # proxies with the same declared inputs share one tensor
     tasks = [ProxyTask(index, r, derive_seed(args.seed, 4, index, r), f"cell {index}, repeat {r}")
-             for index in indices for r in range(args.repeats)]
+             for index in indices for r in range(args.proxy_repeats)]
     factory = functools.partial(ProxyScorer, names, args.proxy_C, args.proxy_N, args.mode)
     with ScorerPool(factory, num_actors=args.num_actors, threads_per_actor=args.threads, shared=shared) as pool:
         scores = pool.score(tasks)
-    repeats = args.repeats
+    repeats = args.proxy_repeats
     return [{name: [s[name] for s in scores[i:i + repeats]] for name in names}
             for i in range(0, len(scores), repeats)]
 
@@ -348,11 +343,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--proxy-N", type=int, default=5, help="cells per stage of the proxies' evaluation network")
     parser.add_argument("--proxy-batch", type=int, default=None,
                         help="cap on the proxies' batch sizes (default: each proxy's declared batch)")
+    parser.add_argument("--proxy-repeats", type=int, default=None,
+                        help="inits and batches averaged per cell for the proxies (default: --repeats)")
+    parser.add_argument("--exclude", nargs="*", type=parse_sample, default=[], metavar="SEED:N",
+                        help="leave out the cells of earlier samples (--seed SEED --num-archs N), so this sample "
+                             "is disjoint from the ones anything was chosen on")
+    parser.add_argument("--from-scores", type=Path, default=None,
+                        help="a scores.parquet of an earlier run: recompute combos and τ from it, score nothing")
+    parser.add_argument("--best-subsets", type=int, default=0, metavar="K",
+                        help="also rank every subset (2+ indicators) of the scored ones under both aggregations "
+                             "by CIFAR-10 τ and print the best K (subsets.csv has all)")
     parser.add_argument("--csv", default=None, help="accuracy CSV (default: $RAYNEAS_NB201_CSV or the bundled copy)")
     parser.add_argument("--out", type=Path, default=Path("runs/correlation_nb201"))
     args = parser.parse_args(argv)
+    if args.proxy_repeats is None:
+        args.proxy_repeats = args.repeats
     for name in ("num_archs", "batch_size", "repeats", "region_samples", "region_batches", "C", "N", "threads",
-                 "proxy_C", "proxy_N"):
+                 "proxy_C", "proxy_N", "proxy_repeats"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.proxy_batch is not None and args.proxy_batch < 2:
@@ -367,14 +374,71 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def parse_sample(text: str) -> tuple[int, int]:
+    """``SEED:N`` → (seed, n): the sample ``--seed SEED --num-archs N`` drew."""
+    try:
+        seed, n = (int(part) for part in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give an earlier sample as SEED:N, e.g. 0:500") from None
+    if not 1 <= n <= nb201.NUM_ARCHS:
+        raise argparse.ArgumentTypeError(f"{text!r}: N must be between 1 and {nb201.NUM_ARCHS}")
+    return seed, n
+
+
+def sample_cells(seed: int, n: int, exclude: list[tuple[int, int]] = ()) -> list[int]:
+    """``n`` distinct cells drawn by ``seed`` from those no ``exclude`` sample holds (all: as before)."""
+    rng = np.random.default_rng(seed)
+    if not exclude:
+        return sorted(int(i) for i in rng.choice(nb201.NUM_ARCHS, n, replace=False))
+    taken = {i for s, m in exclude for i in sample_cells(s, m)}
+    pool = np.array([i for i in range(nb201.NUM_ARCHS) if i not in taken])
+    if n > len(pool):
+        raise SystemExit(f"--num-archs {n}: only {len(pool)} cells are left after --exclude")
+    return sorted(int(i) for i in rng.choice(pool, n, replace=False))
+
+
+def subset_taus(scores: pa.Table) -> pa.Table:
+    """CIFAR-10 τ of every subset (2+ members) of the scored indicators under each aggregation, best first.
+
+    ``tau_good`` is τ oriented so that higher is better whatever the
+    aggregation's direction; this is for choosing a set on one sample and
+    reporting it on another, never for reporting on the sample it was chosen on.
+    """
+    names = [name for name in ("ntk", "linear_regions", *available_indicators())
+             if COLUMN.get(name, name) in scores.column_names]
+    names = list(dict.fromkeys(names))
+    labels = [f"cell {i}" for i in scores.column("nb201_index").to_pylist()]
+    accuracy = scores.column("cifar10").to_numpy()
+    rows: dict[str, list[Any]] = {"combo": [], "method": [], "size": [], "tau_good": []}
+    for size in range(2, len(names) + 1):
+        for combo in itertools.combinations(names, size):
+            columns = {name: scores.column(COLUMN.get(name, name)).to_numpy() for name in combo}
+            for method, aggregation in AGGREGATIONS.items():
+                values = aggregate(method, columns, candidates=labels, nonfinite="worst")
+                tau = float(kendalltau(rankdata(values), accuracy).statistic)
+                rows["combo"].append("+".join(combo))
+                rows["method"].append(method)
+                rows["size"].append(size)
+                rows["tau_good"].append(tau if aggregation.direction == "higher" else -tau)
+    table = pa.table(rows)
+    return table.take(np.argsort(-np.array(rows["tau_good"]), kind="stable"))
+
+
 def main(argv: list[str] | None = None) -> pa.Table:
     args = parse_args(argv)
     table = load_table(args.csv)
-    rng = np.random.default_rng(args.seed)
-    indices = sorted(int(i) for i in rng.choice(nb201.NUM_ARCHS, args.num_archs, replace=False))
     start = time.perf_counter()
-    results = score_cells(args, indices)
-    proxies = score_proxies(args, indices)
+    if args.from_scores is not None:
+        scores = pq.read_table(args.from_scores)
+        indices = scores.column("nb201_index").to_pylist()
+        proxies = [{name: [row[f"{name}_{r}"] for r in range(args.proxy_repeats)] for name in proxy_names(args)
+                    if name in scores.column_names} for row in scores.to_pylist()]
+        results = [{"kappa": [row[f"kappa_{r}"] for r in range(args.repeats)],
+                    "regions": [row[f"regions_{r}"] for r in range(args.repeats)]} for row in scores.to_pylist()]
+    else:
+        indices = sample_cells(args.seed, args.num_archs, args.exclude)
+        results = score_cells(args, indices)
+        proxies = score_proxies(args, indices)
     seconds = time.perf_counter() - start
     scores = summarize(indices, results, table, proxies, args.combos)
     taus = tau_table(scores)
@@ -385,8 +449,8 @@ def main(argv: list[str] | None = None) -> pa.Table:
         pq.write_table(data, args.out / f"{name}.parquet")
     plots = plot(scores, args.out)
 
-    print(f"NAS-Bench-201, {args.num_archs} cells (seed {args.seed}), κ batch {args.batch_size}, "
-          f"{args.repeats} repeat(s), mode {args.mode}, inputs {args.source}; "
+    print(f"NAS-Bench-201, {len(indices)} cells (seed {args.seed}), κ batch {args.batch_size}, "
+          f"{args.repeats} repeat(s) (proxies {args.proxy_repeats}), mode {args.mode}, inputs {args.source}; "
           f"{int((~np.isfinite(scores.column('kappa').to_numpy())).sum())} cells with κ = inf; "
           f"{seconds:.0f} s on {max(args.num_actors, 1)} worker(s) × {args.threads} thread(s)")
     width = max(18, *(len(name) + 2 for name in taus.column("indicator").to_pylist()))
@@ -397,6 +461,13 @@ def main(argv: list[str] | None = None) -> pa.Table:
               + paper)
     print(f"τ between repeats 0 and 1: κ {repeat_agreement(scores, 'kappa'):+.3f}, "
           f"R {repeat_agreement(scores, 'regions'):+.3f}")
+    if args.best_subsets:
+        subsets = subset_taus(scores)
+        pacsv.write_csv(subsets, args.out / "subsets.csv")
+        print(f"best {args.best_subsets} of {subsets.num_rows} (subset, aggregation) by CIFAR-10 τ "
+              "(oriented: higher is better):")
+        for row in subsets.slice(0, args.best_subsets).to_pylist():
+            print(f"  {row['tau_good']:+.3f}  {row['method']:9s} {row['combo']}")
     print(f"wrote {args.out}/scores.csv|parquet, tau.csv|parquet, " + ", ".join(p.name for p in plots))
     return taus
 
