@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import ray
@@ -223,3 +224,47 @@ def test_correlation_script_reports_both_aggregations_of_chosen_combinations(tmp
     assert "log_rank:ntk+linear_regions" in run.stdout
     bad = subprocess.run([sys.executable, str(script), "--combos", "ntk+synflow"], capture_output=True, text=True)
     assert bad.returncode != 0 and "unknown indicator 'synflow'" in bad.stderr
+
+
+def _correlation_script():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "correlation_nb201.py"
+    spec = importlib.util.spec_from_file_location("correlation_nb201", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return path, module
+
+
+def test_a_held_out_sample_excludes_the_cells_of_earlier_samples():
+    _, script = _correlation_script()
+    earlier = set(script.sample_cells(3, 4000))
+    held_out = script.sample_cells(5, 300, exclude=[(3, 4000)])
+    assert len(set(held_out)) == 300 and not earlier & set(held_out)
+    assert script.sample_cells(5, 300) == sorted(np.random.default_rng(5).choice(15625, 300, replace=False).tolist())
+    with pytest.raises(SystemExit, match="only 625 cells are left"):
+        script.sample_cells(1, 700, exclude=[(2, 15000)])
+
+
+def test_subsets_are_chosen_on_saved_scores_that_reproduce_the_tau_table(tmp_path):
+    import subprocess
+
+    path, script = _correlation_script()
+    small = ["--batch-size", "4", "--repeats", "1", "--region-samples", "40", "--region-batches", "1",
+             "--proxy-C", "2", "--proxy-N", "1", "--proxy-batch", "4", "--proxies", "naswot", "--combos",
+             "ntk+naswot", "--best-subsets", "2"]
+    first = subprocess.run([sys.executable, str(path), "--num-archs", "5", "--seed", "4", *small,
+                            "--out", str(tmp_path / "a")], capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    again = subprocess.run([sys.executable, str(path), *small, "--from-scores", str(tmp_path / "a" / "scores.parquet"),
+                            "--out", str(tmp_path / "b")], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "a" / "tau.csv").read_text() == (tmp_path / "b" / "tau.csv").read_text()
+    subsets = pq.read_table(tmp_path / "a" / "scores.parquet")
+    ranked = script.subset_taus(subsets).to_pylist()
+    # {ntk, linear_regions, naswot}: 3 pairs and the triple, each by both aggregations, best first
+    assert len(ranked) == 8 and {r["combo"] for r in ranked} == {
+        "ntk+linear_regions", "ntk+naswot", "linear_regions+naswot", "ntk+linear_regions+naswot"}
+    assert [r["tau_good"] for r in ranked] == sorted((r["tau_good"] for r in ranked), reverse=True)
+    assert f"{ranked[0]['tau_good']:+.3f}  {ranked[0]['method']:9s} {ranked[0]['combo']}" in first.stdout
