@@ -115,21 +115,26 @@ def score_cells(args: argparse.Namespace, indices: list[int]) -> list[dict[str, 
     tasks = cell_tasks(indices, cfg)
     if args.num_actors > 0:
         ensure_ray(num_cpus=max(args.num_actors * args.threads, 1))
+    factory = functools.partial(TenasScorer, make_space(cfg), cfg.prune.mode)
+    with ScorerPool(factory, num_actors=args.num_actors, threads_per_actor=args.threads,
+                    shared=shared_inputs(cfg), progress=progress_printer("κ and R")) as pool:
+        scores = pool.score(tasks)
+    repeats = cfg.prune.repeats
+    return [{"kappa": [s.kappa for s in scores[i:i + repeats]], "regions": [s.regions for s in scores[i:i + repeats]]}
+            for i in range(0, len(scores), repeats)]
+
+
+def progress_printer(what: str):
+    """A `ScorerPool` progress callback printing every 5% of the tasks, with an estimate of the time left."""
     start = time.perf_counter()
 
     def progress(done: int, total: int) -> None:
         if done % max(total // 20, 1) == 0 or done == total:
             elapsed = time.perf_counter() - start
-            print(f"  {done}/{total} tasks, {elapsed:.0f} s, eta {elapsed / done * (total - done):.0f} s",
+            print(f"  {what}: {done}/{total} tasks, {elapsed:.0f} s, eta {elapsed / done * (total - done):.0f} s",
                   file=sys.stderr, flush=True)
 
-    factory = functools.partial(TenasScorer, make_space(cfg), cfg.prune.mode)
-    with ScorerPool(factory, num_actors=args.num_actors, threads_per_actor=args.threads,
-                    shared=shared_inputs(cfg), progress=progress) as pool:
-        scores = pool.score(tasks)
-    repeats = cfg.prune.repeats
-    return [{"kappa": [s.kappa for s in scores[i:i + repeats]], "regions": [s.regions for s in scores[i:i + repeats]]}
-            for i in range(0, len(scores), repeats)]
+    return progress
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,7 +204,8 @@ def score_proxies(args: argparse.Namespace, indices: list[int]) -> list[dict[str
     tasks = [ProxyTask(index, r, derive_seed(args.seed, 4, index, r), f"cell {index}, repeat {r}")
              for index in indices for r in range(args.proxy_repeats)]
     factory = functools.partial(ProxyScorer, names, args.proxy_C, args.proxy_N, args.mode)
-    with ScorerPool(factory, num_actors=args.num_actors, threads_per_actor=args.threads, shared=shared) as pool:
+    with ScorerPool(factory, num_actors=args.num_actors, threads_per_actor=args.threads, shared=shared,
+                    progress=progress_printer("proxies")) as pool:
         scores = pool.score(tasks)
     repeats = args.proxy_repeats
     return [{name: [s[name] for s in scores[i:i + repeats]] for name in names}
