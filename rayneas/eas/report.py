@@ -75,7 +75,9 @@ class Board:
 
     def __call__(self, report: IterationReport) -> None:
         for tag, value in report.metrics().items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and tag != "iteration":
+            # NaN: not measured (val_acc in reward.mode indicators), which tensorboardX would complain about
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and tag != "iteration" \
+                    and math.isfinite(value):
                 self.writer.add_scalar(tag if "/" in tag else f"search/{tag}", value, report.iteration)
         self.writer.flush()
 

@@ -12,7 +12,6 @@ test split, which the search never reads, if it has weights.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from pathlib import Path
@@ -20,9 +19,9 @@ from typing import Any, Sequence
 
 from torch import nn
 
-from rayneas.config import RunKind
+from rayneas.config import RunKind, from_dict
 from rayneas.data.cifar import check_cifar
-from rayneas.eas.config import EASConfig
+from rayneas.eas.config import EASConfig, EASEnvConfig
 from rayneas.eas.data import load_test_data
 from rayneas.eas.evaluator import ChildEvaluator, load_state
 from rayneas.eas.netpool import call, connect
@@ -39,8 +38,12 @@ def netpool_path(cfg: EASConfig, run_dir: Path) -> Path:
 
 
 def trained_network(cfg: EASConfig, run_dir: Path, arch: str) -> tuple[nn.Module, ChildEvaluator]:
-    """A child as the search trained it: its weights from the NetPool (and the evaluator that knows its data)."""
-    evaluator = ChildEvaluator(dataclasses.replace(cfg, netpool=netpool_path(cfg, run_dir)))
+    """A child as the search trained it: its weights from the NetPool (and the evaluator that knows its data).
+
+    The evaluator is built from the env runners' own config (`EASConfig.env_config`, which resolves
+    ``episode.order``), so its NetPool settings are theirs to the letter.
+    """
+    evaluator = ChildEvaluator(from_dict(EASEnvConfig, cfg.env_config(netpool_path(cfg, run_dir))))
     weights = call(evaluator.pool, "weights", arch, evaluator.setting("child"))
     if weights is None:
         raise FileNotFoundError(f"the NetPool {netpool_path(cfg, run_dir)} has no weights for {arch!r}; it was "
