@@ -172,3 +172,15 @@ def test_an_indicators_search_runs_end_to_end_and_picks_its_best_by_reward(ray_l
     with pytest.raises(FileNotFoundError, match="reward.mode: surrogate or indicators"):
         trained_network(cfg, tmp_path / "run", best["arch"])
     np.testing.assert_array_less(-1e-9, [r["reward"] + r["invalid_actions"] for r in rows])
+
+
+def test_two_env_runners_reward_every_child_as_this_process_does(ray_local, tmp_path):
+    cfg = load_run(ROOT / "configs" / "eas_digits_trainfree.yaml", [
+        "controller.networks_per_iteration=2", "controller.num_env_runners=2", "budget.networks=2",
+        "reward.reference_size=4"])[1]
+    run_eas(cfg, tmp_path / "run")
+    here = ChildEvaluator(from_dict(EASEnvConfig, cfg.env_config(tmp_path / "here.parquet")))
+    rows = pq.read_table(tmp_path / "run" / "networks.parquet").to_pylist()
+    assert len(rows) == 2 and all(
+        r["reward"] == pytest.approx(tan_reward(here.quantile(r["arch"])) - r["invalid_actions"], rel=1e-12)
+        for r in rows)
