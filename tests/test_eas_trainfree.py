@@ -16,6 +16,7 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 import rayneas_envs
+from rayneas.cli import main
 from rayneas.config import ConfigError, from_dict, load_run
 from rayneas.eas import trainfree
 from rayneas.eas.config import DEFAULT_INDICATORS, EASEnvConfig
@@ -157,21 +158,26 @@ def test_every_reward_setting_has_its_own_netpool_setting():
     assert len(start) == 1  # the start net is trained alike in every mode that trains it
 
 
-def test_an_indicators_search_runs_end_to_end_and_picks_its_best_by_reward(ray_local, tmp_path):
-    cfg = load_run(ROOT / "configs" / "eas_digits_trainfree.yaml", [
-        "controller.networks_per_iteration=2", "controller.num_env_runners=0", "budget.networks=4",
-        "reward.reference_size=4"])[1]
-    result = run_eas(cfg, tmp_path / "run")
-    rows = pq.read_table(tmp_path / "run" / "networks.parquet").to_pylist()
+def test_an_indicators_search_runs_end_to_end_and_picks_its_best_by_reward(ray_local, tmp_path, capsys):
+    config = ROOT / "configs" / "eas_digits_trainfree.yaml"
+    small = ["controller.networks_per_iteration=2", "controller.num_env_runners=0", "budget.networks=4",
+             "reward.reference_size=4"]
+    assert main(["run", str(config), "--runs-dir", str(tmp_path), *[a for o in small for a in ("--set", o)]]) == 0
+    cfg, run = load_run(config, small)[1], tmp_path / "eas_digits_trainfree"
+    result = json.loads((run / "result.json").read_text())
+    rows = pq.read_table(run / "networks.parquet").to_pylist()
     best = max(rows, key=lambda r: r["reward"])
     assert (result["reward_mode"], result["networks_evaluated"]) == ("indicators", 4)
     assert result["best"]["arch"] == best["arch"] and result["best"]["reward"] == best["reward"]
     assert result["best"]["val_acc"] is None and result["best"]["test_acc"] is None
     assert all(math.isnan(r["val_acc"]) and r["train_seconds"] == 0 for r in rows)
-    assert (tmp_path / "run" / "reward_curve.png").stat().st_size > 0
-    with pytest.raises(FileNotFoundError, match="reward.mode: surrogate or indicators"):
-        trained_network(cfg, tmp_path / "run", best["arch"])
     np.testing.assert_array_less(-1e-9, [r["reward"] + r["invalid_actions"] for r in rows])
+    with pytest.raises(FileNotFoundError, match="reward.mode: surrogate or indicators"):
+        trained_network(cfg, run, best["arch"])
+    assert main(["export", str(run)]) == 2
+    assert "reward.mode: indicators, which trains no child, so there are no weights to export" in capsys.readouterr().err
+    (run / "reward_curve.png").unlink()
+    assert main(["plot", str(run)]) == 0 and (run / "reward_curve.png").stat().st_size > 0
 
 
 def test_two_env_runners_reward_every_child_as_this_process_does(ray_local, tmp_path):
@@ -184,3 +190,15 @@ def test_two_env_runners_reward_every_child_as_this_process_does(ray_local, tmp_
     assert len(rows) == 2 and all(
         r["reward"] == pytest.approx(tan_reward(here.quantile(r["arch"])) - r["invalid_actions"], rel=1e-12)
         for r in rows)
+
+
+def test_a_hybrid_search_measures_and_exports_its_most_accurate_child(ray_local, tmp_path):
+    cfg = load_run(ROOT / "configs" / "eas_digits_trainfree.yaml", [
+        "controller.networks_per_iteration=2", "controller.num_env_runners=0", "budget.networks=2",
+        "reward.mode=hybrid", "reward.reference_size=4", "child.epochs=1", "child.finetune_epochs=1"])[1]
+    result = run_eas(cfg, tmp_path / "run")
+    rows = pq.read_table(tmp_path / "run" / "networks.parquet").to_pylist()
+    best = max(rows, key=lambda r: r["val_acc"])
+    assert result["best"]["arch"] == best["arch"] and 0 < result["best"]["test_acc"] <= 1
+    assert all(r["reward"] == pytest.approx(tan_reward(r["val_acc"]) - r["invalid_actions"]) for r in rows)
+    assert main(["export", str(tmp_path / "run")]) == 0  # trained or not, every child kept its weights
