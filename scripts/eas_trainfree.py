@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
 from eas_search_quality import CONFIG, mean_std, search  # scripts/ is on sys.path when this file runs
 
 from rayneas.config import load_run
@@ -81,10 +82,13 @@ def main() -> None:
     parser.add_argument("--final-epochs", type=int, default=20, help="epochs each finalist is trained")
     parser.add_argument("--out", type=Path, default=Path("runs/trainfree"))
     parser.add_argument("--set", action="append", default=[], help="extra config overrides for every run")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads of this process (finalists, "
+                        "and the search itself with --runners 0): two on a busy 2-core machine ran 50x slower")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     load_run(CONFIG, args.set)  # a bad --set fails now, not after the first search
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; command: "
-          f"{' '.join([Path(sys.executable).name, *sys.argv])}")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"{torch.get_num_threads()} torch thread(s); command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     ensure_ray()
     rows: dict[str, list[dict[str, Any]]] = {mode: [] for mode in args.modes}
     for seed in args.seeds:
