@@ -35,20 +35,12 @@ from gymnasium import spaces
 
 from rayneas.config import ConfigError, from_dict
 from rayneas.eas.config import EASEnvConfig
-from rayneas.eas.encoding import (
-    BLOCK_POSITIONS,
-    NUM_BLOCKS,
-    ArchEncoder,
-    EncodingError,
-    deeper_choice,
-    wider_choice_error,
-)
+from rayneas.eas.actions import action_masks, apply_action, episode_phases
+from rayneas.eas.encoding import BLOCK_POSITIONS, NUM_BLOCKS, ArchEncoder, EncodingError
 from rayneas.eas.evaluator import ChildEvaluator
 from rayneas.eas.space import eas_space
 from rayneas.spaces.common import count_parameters
 from rayneas.spaces.plain import KERNEL_SIZES
-
-BN_BATCH = 64  # training images that set a new identity conv's BatchNorm (the paper's batch; plain space)
 
 
 class EASEnv(gym.Env):
@@ -101,10 +93,7 @@ class EASEnv(gym.Env):
         self.net, start_accuracy = self.evaluator.start_network()
         self._step = 0
         self._return, self._invalid, self._started = 0.0, 0, time.perf_counter()
-        episode = self.cfg.episode
-        self._phases = ["wider"] * episode.wider_steps + ["deeper"] * episode.deeper_steps
-        if episode.order == "shuffled":  # the EAS code's random search: the same steps in random order
-            self.np_random.shuffle(self._phases)
+        self._phases = episode_phases(self.cfg.episode, self.np_random)
         return self._observation(), {**self._describe(), "start_val_accuracy": start_accuracy}
 
     def step(self, action: dict) -> tuple[dict, float, bool, bool, dict]:
@@ -115,7 +104,8 @@ class EASEnv(gym.Env):
                              "pass a dict of int arrays: 'wider' (one 0/1 per layer slot) and 'deeper' "
                              "(block, position, kernel index)")
         phase = self._phase()
-        problem = self._apply(phase, action)
+        problem = apply_action(self.space, self.net, phase, action, rng=self._gen, noise=self.cfg.noise,
+                               images=self.evaluator.data.x_train)
         info: dict[str, Any] = {}
         reward = 0.0
         if problem is not None:
@@ -145,43 +135,14 @@ class EASEnv(gym.Env):
     def _phase(self) -> str:
         return self._phases[min(self._step, self.total_steps - 1)]
 
-    def _apply(self, phase: str, action: dict) -> str | None:
-        """Transform the network in place; the reason instead (network untouched) if the choice is masked."""
-        space, layers = self.space, self.space.layers(self.net)
-        if phase == "wider":
-            decisions = action["wider"]
-            problem = wider_choice_error(layers, space, decisions)
-            if problem is None:
-                for index in np.flatnonzero(decisions):
-                    width = space.next_width(layers[index])
-                    space.widen(self.net, int(index), width, rng=self._gen, noise=self.cfg.noise.wider)
-            return problem
-        block, position, kernel = (int(v) for v in action["deeper"])
-        choice = deeper_choice(layers, self.max_layers, block, position, kernel, space)
-        if isinstance(choice, str):
-            return choice
-        space.deepen(self.net, choice[0], choice[1], rng=self._gen, noise=self.cfg.noise.deeper, batch=self._batch)
-        return None
-
-    def _batch(self) -> torch.Tensor:
-        """Training images for a transform that needs data (the plain space's identity BatchNorm)."""
-        x = self.evaluator.data.x_train
-        return x[torch.randperm(len(x), generator=self._gen)[:BN_BATCH]]
-
     def _observation(self) -> dict[str, Any]:
         arch = self.space.layers(self.net)
-        block_mask, position_mask = self.encoder.deeper_masks(arch)
-        wider = self._phase() == "wider"
-        kernels = {"deeper_kernel_mask": self.encoder.kernel_mask(arch)} if self.space.kernel_masked else {}
         return {
             "arch": self.encoder.encode(arch),
             "length": np.int64(len(arch)),
-            "phase": np.int64(0 if wider else 1),
+            "phase": np.int64(0 if self._phase() == "wider" else 1),
             "step": np.int64(self._phases[:self._step].count(self._phase())),
-            "wider_mask": self.encoder.wider_mask(arch),
-            "deeper_block_mask": block_mask,
-            "deeper_position_mask": position_mask,
-            **kernels,
+            **action_masks(self.encoder, arch),
         }
 
     def _describe(self) -> dict[str, Any]:

@@ -67,10 +67,11 @@ def _is_eas(run_dir: Path) -> bool:
 
 def _plot(run_dir: Path) -> None:
     if _is_eas(run_dir):
-        from rayneas.eas.record import load_networks
+        from rayneas.eas.record import best_key, load_config, load_networks
         from rayneas.eas.report import plot_rewards
 
-        print(plot_rewards(run_dir, load_networks(run_dir), f"EAS run {run_dir.name}"))
+        print(plot_rewards(run_dir, load_networks(run_dir), f"EAS run {run_dir.name}",
+                           by=best_key(load_config(run_dir))))
     else:
         from rayneas.tenas.report import plot_run
 

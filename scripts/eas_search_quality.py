@@ -41,6 +41,17 @@ def iteration_means(rows: list[dict]) -> list[float]:
     return [statistics.mean(r["reward"] for r in rows if r["iteration"] == i) for i in range(1, last + 1)]
 
 
+def search(seed: int, name: str, changes: list[str], budget: int, runners: int, out: Path,
+           extra: list[str]) -> tuple[dict, Path]:
+    """One run of `CONFIG` with these overrides in ``out/<name>``: (its result, its folder); a folder that
+    holds a checkpoint is resumed, so an interrupted measurement continues where it stopped."""
+    overrides = [f"seed={seed}", f"budget.networks={budget}", f"controller.num_env_runners={runners}",
+                 f"name={name}", *changes, *extra]
+    cfg = load_run(CONFIG, overrides)[1]
+    run_dir = out / cfg.name
+    return run_eas(cfg, run_dir, resume=(run_dir / "checkpoint").exists()), run_dir
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
@@ -61,11 +72,8 @@ def main() -> None:
         for method in args.methods:
             label, _, variant = method.partition(":")
             changes = variant.split(";") if variant else [f"controller.algorithm={label}"]
-            overrides = [f"seed={seed}", f"budget.networks={args.budget}", f"controller.num_env_runners={args.runners}",
-                         f"name={label}_seed{seed}", *changes, *args.set]
-            cfg = load_run(CONFIG, overrides)[1]
-            run_dir = args.out / cfg.name
-            result = run_eas(cfg, run_dir, resume=(run_dir / "checkpoint").exists())
+            result, run_dir = search(seed, f"{label}_seed{seed}", changes, args.budget, args.runners, args.out,
+                                     args.set)
             curve = iteration_means(load_networks(run_dir))
             results[label].append(result)
             curves[label].append(curve)

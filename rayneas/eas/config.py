@@ -79,12 +79,52 @@ class EpisodeConfig:
             raise ValueError("wider_steps + deeper_steps must be at least 1: an episode needs a step")
 
 
+RewardMode = Literal["train", "surrogate", "indicators", "hybrid"]
+TRAIN_FREE_MODES: tuple[str, ...] = ("indicators", "hybrid")  # the modes that score children by indicators
+#: The training-free indicators a child is scored by unless ``reward.indicators`` says otherwise (AZ-NAS's
+#: three read the space's feature maps: `rayneas.eas.space.EASSpace.feature_modules`).
+DEFAULT_INDICATORS: tuple[str, ...] = ("naswot", "az_expressivity", "az_progressivity", "az_trainability", "flops")
+
+
 @dataclasses.dataclass
 class RewardConfig:
-    mode: Literal["train", "surrogate"] = spec("train", doc="train: fine-tune the final child and reward "
-                                               "tan(val_acc * pi / 2) (the paper); surrogate: a cheap stand-in "
-                                               "for tests, a fixed function of widths and depth")
+    mode: RewardMode = spec("train", doc="train: fine-tune the final child and reward tan(val_acc * pi / 2) (the "
+                                         "paper); indicators: no training, tan of the child's quantile among a "
+                                         "fixed reference pool by training-free indicators; hybrid: train only "
+                                         "children at or above train_quantile, the rest keep their inherited "
+                                         "weights; surrogate: a cheap stand-in for tests (docs/eas_env.md)")
     invalid_penalty: float = spec(-1.0, le=0, doc="reward of a step whose masked action was a no-op")
+    indicators: list[str] | None = spec(None, doc="indicators or hybrid mode: registered indicators a child is "
+                                                  "ranked by; null: " + ", ".join(DEFAULT_INDICATORS))
+    aggregate: Literal["rank_sum", "log_rank"] = spec("log_rank", doc="how the indicators' ranks combine: "
+                                                      "log_rank (AZ-NAS) or rank_sum (TE-NAS)")
+    reference_size: int = spec(32, ge=2, doc="random children of the start net (seeded by the run seed) that a "
+                                             "child's indicators are ranked against")
+    train_quantile: float = spec(0.8, gt=0, le=1, doc="hybrid mode: a child whose quantile among the reference "
+                                                      "pool is at least this is fine-tuned; the others are not")
+
+    def __post_init__(self) -> None:
+        if self.mode not in TRAIN_FREE_MODES:
+            if self.indicators is not None:
+                raise ValueError(f"reward.indicators is read only in reward.mode indicators or hybrid, not "
+                                 f"{self.mode}; remove reward.indicators or set reward.mode: indicators")
+            return
+        if self.indicators is None:
+            self.indicators = list(DEFAULT_INDICATORS)
+        check_reward_indicators(self.indicators)
+
+
+def check_reward_indicators(names: list[str]) -> None:
+    """Refuse what an EAS child cannot be scored by: unknown names, none, repeats, TE-NAS's thin-network
+    indicator (its 1x3x3 crops have no counterpart in an EAS network) and indicators that need labels."""
+    from rayneas.indicators import indicator_info
+    from rayneas.tenas.config import check_indicators
+
+    check_indicators(names, "reward.indicators")
+    unusable = [n for n in names if indicator_info(n).network == "thin" or indicator_info(n).inputs.labels]
+    if unusable:
+        raise ValueError(f"reward.indicators {unusable}: an EAS child is scored on itself with unlabelled training "
+                         "images; these need TE-NAS's thin network or labels; remove them")
 
 
 @dataclasses.dataclass

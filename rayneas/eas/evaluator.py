@@ -5,22 +5,31 @@ each env or env runner would multiply the run's most expensive step, so the
 first worker trains it and the pool hands its weights to the others. A child
 is scored once per architecture and setting (`NetRecord.setting`, built
 here from everything its score depends on); a network met again is looked up.
+
+What a child's record holds, by ``reward.mode``: ``train``, its fine-tuned
+validation accuracy (and weights); ``hybrid``, the same for a child whose
+reference quantile (`rayneas.eas.trainfree`) reaches ``reward.train_quantile``,
+else the validation accuracy of the weights it inherited (and those
+weights); ``indicators``, the quantile itself in the accuracy column: nothing
+is trained, so the child's val_acc is NaN and its reward tan(quantile · π/2).
 """
 from __future__ import annotations
 
 import dataclasses
 import io
 import json
+import math
 
 import torch
 
 from rayneas.config import to_dict
-from rayneas.eas.config import EASEnvConfig
+from rayneas.eas.config import TRAIN_FREE_MODES, EASEnvConfig
 from rayneas.eas.data import load_child_data
-from rayneas.eas.netpool import call, connect, evaluate_once
-from rayneas.eas.reward import SurrogateResult, surrogate_accuracy, tan_reward
+from rayneas.eas.netpool import Evaluation, call, connect, evaluate_once
+from rayneas.eas.reward import UntrainedResult, surrogate_accuracy, tan_reward
 from rayneas.eas.space import eas_space
-from rayneas.eas.train import train_child
+from rayneas.eas.trainfree import ReferenceQuantile
+from rayneas.eas.train import accuracy, train_child
 
 
 def state_bytes(net: torch.nn.Module) -> bytes:
@@ -49,6 +58,8 @@ class ChildEvaluator:
         self.pool = connect(cfg.netpool)
         self._start: tuple[bytes, float] | None = None
         self.trained_start = False  # this process trained the start net (every other one loads it)
+        self.quantile = (ReferenceQuantile(cfg, self.space, self.data, self.setting("child"))
+                         if cfg.reward.mode in TRAIN_FREE_MODES else None)
 
     def setting(self, role: str) -> str:
         """The NetPool setting of the start net (``start``) or of a child (``child``, ``surrogate``)."""
@@ -61,6 +72,12 @@ class ChildEvaluator:
             fields["train"] = {k: v for k, v in train.items() if not k.startswith("finetune")}
         else:  # a child's score also depends on its parent and on the transforms' noise
             fields.update(train=train, start_net=cfg.space.start_net, noise=to_dict(cfg.noise))
+        if role == "child" and cfg.reward.mode in TRAIN_FREE_MODES:
+            # ... and on the indicators, and on the reference pool: its size and how its children grow
+            reward = {k: v for k, v in to_dict(cfg.reward).items() if k != "invalid_penalty"}
+            if cfg.reward.mode != "hybrid":
+                del reward["train_quantile"]
+            fields.update(reward=reward, space=to_dict(cfg.space), episode=to_dict(cfg.episode))
         return json.dumps(fields, sort_keys=True)
 
     def _fresh_start(self) -> torch.nn.Module:
@@ -71,10 +88,10 @@ class ChildEvaluator:
         """A new copy of the start network and its validation accuracy.
 
         Trained (``child.epochs``) once per run through the pool; the
-        surrogate reward ignores weights, so there it stays untrained (None).
+        surrogate and indicators rewards ignore weights, so there it stays untrained (None).
         """
         net = self._fresh_start()
-        if self.cfg.reward.mode == "surrogate":
+        if self.cfg.reward.mode in ("surrogate", "indicators"):
             return net, None
         if self._start is None:
             cfg = self.cfg
@@ -95,17 +112,33 @@ class ChildEvaluator:
         call(self.pool, "log_episode", entry)
 
     def score(self, net: torch.nn.Module) -> Score:
-        """Reward of a finished child: fine-tuned and scored (``train``) or the surrogate, once per network."""
+        """Reward of a finished child (see the module's docstring for each ``reward.mode``), once per network."""
         cfg, space = self.cfg, self.space
         arch = space.arch_string(net)
-        if cfg.reward.mode == "surrogate":
+        mode = cfg.reward.mode
+        if mode == "surrogate":
             record, trained = evaluate_once(
-                self.pool, arch, lambda: SurrogateResult(surrogate_accuracy(space.layers(net), space.grown)),
+                self.pool, arch, lambda: UntrainedResult(surrogate_accuracy(space.layers(net), space.grown)),
                 parent=cfg.space.start_net, setting=self.setting("surrogate"))
+        elif mode == "indicators":
+            record, trained = evaluate_once(self.pool, arch, lambda: UntrainedResult(self.quantile(arch)),
+                                            parent=cfg.space.start_net, setting=self.setting("child"))
+            return Score(tan_reward(record.accuracy), math.nan, not trained, 0.0)
         else:
-            record, trained = evaluate_once(
-                self.pool, arch,
-                lambda: train_child(net, self.data, cfg.child.finetune(), seed=cfg.seed, device=cfg.device,
-                                    augment=self.data.augment),
-                parent=cfg.space.start_net, setting=self.setting("child"), weights=lambda: state_bytes(net))
+            evaluate = self._hybrid if mode == "hybrid" else self._finetune
+            record, trained = evaluate_once(self.pool, arch, lambda: evaluate(net), parent=cfg.space.start_net,
+                                            setting=self.setting("child"), weights=lambda: state_bytes(net))
         return Score(tan_reward(record.accuracy), record.accuracy, not trained, record.seconds if trained else 0.0)
+
+    def _finetune(self, net: torch.nn.Module) -> Evaluation:
+        cfg = self.cfg
+        return train_child(net, self.data, cfg.child.finetune(), seed=cfg.seed, device=cfg.device,
+                           augment=self.data.augment)
+
+    def _hybrid(self, net: torch.nn.Module) -> Evaluation:
+        """Fine-tuned if the child's reference quantile reaches ``reward.train_quantile``; else the accuracy of
+        its inherited weights (Net2Net keeps the start net's function, so about the start net's accuracy)."""
+        assert self.quantile is not None
+        if self.quantile(self.space.arch_string(net)) >= self.cfg.reward.train_quantile:
+            return self._finetune(net)
+        return UntrainedResult(accuracy(net, self.data.x_val, self.data.y_val))

@@ -27,6 +27,10 @@ def export_eas_run(run_dir: Path, out_dir: Path | None = None) -> Path:
                           "before exporting")
     best = read_json(run_dir / RESULT)["best"]
     cfg = load_config(run_dir)
+    if cfg.reward.mode in ("surrogate", "indicators"):
+        raise RunDirError(f"{run_dir} was searched with reward.mode: {cfg.reward.mode}, which trains no child, so "
+                          f"there are no weights to export; train its best architecture {best['arch']!r} "
+                          "(scripts/eas_trainfree.py trains finalists) or search with reward.mode: train or hybrid")
     net, evaluator = trained_network(cfg, run_dir, best["arch"])
     out = Path(out_dir) if out_dir is not None else run_dir / "export"
     out.mkdir(parents=True, exist_ok=True)

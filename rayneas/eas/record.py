@@ -39,9 +39,16 @@ class EASState:
     elapsed_s: float = 0.0
     networks: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
-    def best(self) -> dict[str, Any] | None:
-        """The most accurate child so far (the first of equals, so the answer never flips on a tie)."""
-        return max(self.networks, key=lambda row: row["val_acc"], default=None)
+    def best(self, by: str = "val_acc") -> dict[str, Any] | None:
+        """The child with the highest ``by`` so far (the first of equals, so the answer never flips on a tie):
+        the most accurate, or (``by="reward"``, `best_key`) the best rewarded where nothing is trained."""
+        return max(self.networks, key=lambda row: row[by], default=None)
+
+
+def best_key(cfg: EASConfig) -> str:
+    """What picks a run's best child: val_acc, but reward in ``reward.mode: indicators``, whose children are
+    never trained (val_acc NaN)."""
+    return "reward" if cfg.reward.mode == "indicators" else "val_acc"
 
 
 def _settings(cfg: EASConfig) -> dict[str, Any]:

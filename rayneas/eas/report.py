@@ -75,7 +75,9 @@ class Board:
 
     def __call__(self, report: IterationReport) -> None:
         for tag, value in report.metrics().items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and tag != "iteration":
+            # NaN: not measured (val_acc in reward.mode indicators), which tensorboardX would complain about
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and tag != "iteration" \
+                    and math.isfinite(value):
                 self.writer.add_scalar(tag if "/" in tag else f"search/{tag}", value, report.iteration)
         self.writer.flush()
 
@@ -83,14 +85,15 @@ class Board:
         self.writer.close()
 
 
-def plot_rewards(run_dir: Path, networks: list[dict[str, Any]], title: str) -> Path:
-    """``reward_curve.png``: each child's reward and the iteration mean; best-so-far val_acc per network."""
+def plot_rewards(run_dir: Path, networks: list[dict[str, Any]], title: str, by: str = "val_acc") -> Path:
+    """``reward_curve.png``: each child's reward and the iteration mean; the best-so-far ``by`` (val_acc, or
+    reward where nothing is trained: `rayneas.eas.record.best_key`) per network."""
     iterations = sorted({row["iteration"] for row in networks})
     means = [sum(r["reward"] for r in networks if r["iteration"] == i) /
              sum(1 for r in networks if r["iteration"] == i) for i in iterations]
     best, running = [], -math.inf
     for row in networks:
-        running = max(running, row["val_acc"])
+        running = max(running, row[by])
         best.append(running)
     fig = Figure(figsize=(9, 4), layout="constrained")  # no pyplot: no global backend state
     ax_r, ax_a = fig.subplots(1, 2)
@@ -98,11 +101,11 @@ def plot_rewards(run_dir: Path, networks: list[dict[str, Any]], title: str) -> P
                  color="tab:gray", label="child")
     ax_r.plot(iterations, means, "o-", color="tab:blue", label="iteration mean")
     ax_r.set_xlabel("iteration")
-    ax_r.set_ylabel("reward tan(val_acc·π/2) (minus invalid-action penalties)")
+    ax_r.set_ylabel("reward tan(val_acc or quantile ·π/2) (minus invalid-action penalties)")
     ax_r.legend(fontsize=7)
     ax_a.plot(range(1, len(best) + 1), best, color="tab:red")
     ax_a.set_xlabel("networks evaluated")
-    ax_a.set_ylabel("best validation accuracy so far")
+    ax_a.set_ylabel("best validation accuracy so far" if by == "val_acc" else f"best {by} so far")
     for ax in (ax_r, ax_a):
         ax.grid(alpha=0.3)
     fig.suptitle(title, fontsize=8)

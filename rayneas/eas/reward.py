@@ -1,5 +1,7 @@
 """Rewards of an EAS episode: the paper's tan transform of validation accuracy, and a cheap surrogate.
 
+(The training-free rewards, `rayneas.eas.trainfree`, put an indicator quantile through the same tan.)
+
 tan(acc * pi / 2) grows steeply near 1, so each further point of accuracy is
 worth more than the last (the paper's choice). The surrogate exists so that
 tests and RL plumbing run in milliseconds; it says nothing about real
@@ -32,8 +34,9 @@ def surrogate_accuracy(arch: Sequence[Layer], grown: Sequence[str] = ("conv", "f
 
 
 @dataclasses.dataclass(frozen=True)
-class SurrogateResult:
-    """The surrogate in the shape of a training result, so the NetPool records it like one."""
+class UntrainedResult:
+    """A score reached without training (the surrogate, an indicator quantile, an inherited-weights accuracy)
+    in the shape of a training result, so the NetPool records it like one."""
 
     val_accuracy: float
     epochs: int = 0

@@ -6,12 +6,12 @@ scored through the shared NetPool), and the controller is updated. The
 children come back to the driver through the NetPool's episode log, which
 every algorithm fills the same way, so the network table, TensorBoard, Tune
 and the progress bar see the same children whatever RLlib algorithm runs.
-After the budget, the best child (by validation accuracy) is measured once
-on the test split, which the search never reads.
+After the budget, the best child (by validation accuracy; by reward in
+``reward.mode: indicators``, which trains nothing) is measured once on the
+test split, which the search never reads, if it has weights.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from pathlib import Path
@@ -19,13 +19,13 @@ from typing import Any, Sequence
 
 from torch import nn
 
-from rayneas.config import RunKind
+from rayneas.config import RunKind, from_dict
 from rayneas.data.cifar import check_cifar
-from rayneas.eas.config import EASConfig
+from rayneas.eas.config import EASConfig, EASEnvConfig
 from rayneas.eas.data import load_test_data
 from rayneas.eas.evaluator import ChildEvaluator, load_state
 from rayneas.eas.netpool import call, connect
-from rayneas.eas.record import EASRunStore, EASState
+from rayneas.eas.record import EASRunStore, EASState, best_key
 from rayneas.eas.report import Board, IterationCallback, IterationReport, Progress, controller_scalars, plot_rewards
 from rayneas.eas.train import accuracy
 
@@ -38,23 +38,29 @@ def netpool_path(cfg: EASConfig, run_dir: Path) -> Path:
 
 
 def trained_network(cfg: EASConfig, run_dir: Path, arch: str) -> tuple[nn.Module, ChildEvaluator]:
-    """A child as the search trained it: its weights from the NetPool (and the evaluator that knows its data)."""
-    evaluator = ChildEvaluator(dataclasses.replace(cfg, netpool=netpool_path(cfg, run_dir)))
+    """A child as the search trained it: its weights from the NetPool (and the evaluator that knows its data).
+
+    The evaluator is built from the env runners' own config (`EASConfig.env_config`, which resolves
+    ``episode.order``), so its NetPool settings are theirs to the letter.
+    """
+    evaluator = ChildEvaluator(from_dict(EASEnvConfig, cfg.env_config(netpool_path(cfg, run_dir))))
     weights = call(evaluator.pool, "weights", arch, evaluator.setting("child"))
     if weights is None:
         raise FileNotFoundError(f"the NetPool {netpool_path(cfg, run_dir)} has no weights for {arch!r}; it was "
-                                "scored without training (reward.mode: surrogate) or the pool file was replaced")
+                                "scored without training (reward.mode: surrogate or indicators) or the pool file "
+                                "was replaced")
     net = evaluator.space.build(arch, evaluator.data.in_channels, evaluator.data.num_classes)
     load_state(net, weights)
     return net.to(cfg.device), evaluator
 
 
-def _iteration(state: EASState, entries: list[dict[str, Any]], result: dict[str, Any], seconds: float) -> IterationReport:
+def _iteration(state: EASState, entries: list[dict[str, Any]], result: dict[str, Any], seconds: float,
+               by: str) -> IterationReport:
     state.iterations += 1
     # Runners finish in any order: sorted, the table is the same on every run with this seed.
     rows = [{"iteration": state.iterations, **e} for e in sorted(entries, key=lambda e: (e["arch"], e["reward"]))]
     state.networks.extend(rows)
-    best = state.best()
+    best = state.best(by)
     n = len(rows)
     return IterationReport(
         iteration=state.iterations, networks_evaluated=len(state.networks),
@@ -88,7 +94,8 @@ def _search(cfg: EASConfig, rllib: Any, store: EASRunStore, state: EASState, poo
         while len(state.networks) < cfg.budget.networks:
             began = time.perf_counter()
             result = algo.train()
-            report = _iteration(state, call(pool, "drain_episodes"), result, time.perf_counter() - began)
+            report = _iteration(state, call(pool, "drain_episodes"), result, time.perf_counter() - began,
+                                best_key(cfg))
             state.elapsed_s = clock()
             store.save(algo, state)
             for watch in watchers:
@@ -98,7 +105,7 @@ def _search(cfg: EASConfig, rllib: Any, store: EASRunStore, state: EASState, poo
 
 
 def _result(cfg: EASConfig, run_dir: Path, state: EASState) -> dict[str, Any]:
-    best = state.best()
+    best = state.best(best_key(cfg))
     if best is None:
         raise RuntimeError("the search evaluated no network; raise budget.networks")
     summary = {"kind": "eas", "space": cfg.space.kind, "algorithm": cfg.controller.algorithm,
@@ -108,9 +115,10 @@ def _result(cfg: EASConfig, run_dir: Path, state: EASState) -> dict[str, Any]:
                "unique_networks": len({r["arch"] for r in state.networks}),
                "netpool_hit_rate": sum(r["netpool_hit"] for r in state.networks) / len(state.networks),
                "iterations": state.iterations, "wall_time_s": state.elapsed_s, "start_net": cfg.space.start_net}
-    entry = {"arch": best["arch"], "val_acc": best["val_acc"], "params": best["params"],
+    entry = {"arch": best["arch"], "val_acc": None if math.isnan(best["val_acc"]) else best["val_acc"],  # JSON
+             "reward": best["reward"], "params": best["params"],
              "iteration": best["iteration"], "test_acc": None}
-    if cfg.reward.mode == "train":
+    if cfg.reward.mode in ("train", "hybrid"):  # the modes that keep every child's weights
         net, evaluator = trained_network(cfg, run_dir, best["arch"])
         x, y = load_test_data(cfg.dataset, cfg.seed)
         entry["test_acc"] = accuracy(net, x, y)
@@ -152,7 +160,7 @@ def run_eas(cfg: EASConfig, run_dir: Path, resume: bool = False,
     result = _result(cfg, run_dir, state)
     store.write_result(result)
     plot_rewards(run_dir, state.networks, f"EAS {cfg.controller.algorithm} on {cfg.dataset.name}, seed {cfg.seed}: "
-                                          f"best {result['best']['arch']}")
+                                          f"best {result['best']['arch']}", by=best_key(cfg))
     return {"run_dir": str(run_dir), **result}
 
 

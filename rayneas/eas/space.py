@@ -175,6 +175,11 @@ class EASSpace(abc.ABC):
         self.transforms.widen(net, index, width, rng=rng, noise=noise)
 
     @abc.abstractmethod
+    def feature_modules(self, net: nn.Module) -> list[nn.Module]:
+        """The modules whose outputs are AZ-NAS's feature maps f_0 ... f_L, in forward order (its indicators
+        otherwise look for NAS-Bench-201's ``stem`` and ``cells``, which EAS networks do not have)."""
+
+    @abc.abstractmethod
     def deepen(self, net: nn.Module, index: int, kernel: int, *, rng: torch.Generator, noise: float,
                batch: Batch) -> None: ...
 
@@ -210,6 +215,11 @@ class PlainSpace(EASSpace):
                batch: Batch) -> None:
         # a new conv's identity BatchNorm is set on a batch of training images (an fc ignores kernel and batch)
         morph.deepen(net, index, kernel=kernel, batch=batch(), rng=rng, noise=noise, max_layers=self.max_layers)
+
+    def feature_modules(self, net: plain.PlainCNN) -> list[nn.Module]:
+        # The conv part only: the global average pool before the fc part is no module, and AZ-NAS matches
+        # consecutive maps by channels and pixels, which a vector after a pooled map does not have.
+        return [block for layer, block in zip(net.arch, net.blocks) if layer.kind != "fc"]
 
 
 class DenseNetSpace(EASSpace):
@@ -248,6 +258,11 @@ class DenseNetSpace(EASSpace):
     def deepen(self, net: densenet.DenseNet, index: int, kernel: int, *, rng: torch.Generator, noise: float,
                batch: Batch) -> None:
         dense_morph.deepen(net, index, rng=rng, kernel=kernel, noise=noise, max_layers=self.max_layers)
+
+    def feature_modules(self, net: densenet.DenseNet) -> list[nn.Module]:
+        # Every layer's own output: the stem's, each dense layer's new channels (a block's concatenation is
+        # no module's output) and each transition's.
+        return list(net.layers)
 
 
 SPACES: dict[str, type[EASSpace]] = {"plain": PlainSpace, "densenet": DenseNetSpace}

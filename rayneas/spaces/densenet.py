@@ -153,9 +153,10 @@ class DenseLayer(nn.Module):
         super().__init__()
         self.bn = nn.BatchNorm2d(c_in)
         self.conv = nn.Conv2d(c_in, growth, kernel, padding=kernel // 2, bias=False)
+        self.relu = nn.ReLU()  # a module, not torch.relu: NASWOT reads ReLU codes with hooks on nn.ReLU
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(torch.relu(self.bn(x)))
+        return self.conv(self.relu(self.bn(x)))
 
 
 class Transition(nn.Module):
@@ -165,9 +166,10 @@ class Transition(nn.Module):
         super().__init__()
         self.bn = nn.BatchNorm2d(c_in)
         self.conv = nn.Conv2d(c_in, c_out, 1, bias=False)
+        self.relu = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool2d(self.conv(torch.relu(self.bn(x))), 2, 2, ceil_mode=True)
+        return F.avg_pool2d(self.conv(self.relu(self.bn(x))), 2, 2, ceil_mode=True)
 
 
 class Classifier(nn.Module):
@@ -177,9 +179,10 @@ class Classifier(nn.Module):
         super().__init__()
         self.bn = nn.BatchNorm2d(c_in)
         self.linear = nn.Linear(c_in, num_classes)
+        self.relu = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(torch.relu(self.bn(x)).mean(dim=(2, 3)))
+        return self.linear(self.relu(self.bn(x)).mean(dim=(2, 3)))
 
 
 def make_layer(layer: Layer, in_width: int) -> nn.Module:

@@ -153,12 +153,16 @@ def _repeats(cfg: Any) -> int:
     return prune.repeats if prune is not None else cfg.repeats
 
 
-def measure(name: str, net: torch.nn.Module, inputs: Any, label: str) -> float:
-    """Indicator ``name`` of ``net``; a network without a path from input to output gets its worst value."""
+def measure(name: str, net: torch.nn.Module, inputs: Any, label: str, **options: Any) -> float:
+    """Indicator ``name`` of ``net``; a network without a path from input to output gets its worst value.
+
+    ``options`` go to the indicator function (e.g. AZ-NAS's ``features``, for networks not shaped like
+    NAS-Bench-201's).
+    """
     try:
         if name == "ntk":
             return float(ntk_condition_number(net, inputs, label=label))
-        return float(indicator_info(name).fn(net, inputs))
+        return float(indicator_info(name).fn(net, inputs, **options))
     except DegenerateNetworkError:
         return worst_value(name)
 
