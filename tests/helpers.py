@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -49,6 +51,30 @@ def rayneas_process(args: list[str], address: str, log: Path, **env: str) -> sub
     with open(log, "ab") as out:
         return subprocess.Popen([sys.executable, "-m", "rayneas", *args], stdout=out, stderr=subprocess.STDOUT,
                                 env=environ)
+
+
+def interrupt_tune(config: Path, address: str, storage: Path, first: str, last: str, log: Path) -> None:
+    """``rayneas tune CONFIG`` stopped by Ctrl+C once its trial wrote checkpoint ``first`` (a glob under
+    ``storage``), Tune has recorded it, and before its last one (``last``), so that `Tuner.restore` has
+    something to continue.
+
+    SIGINT (Ctrl+C, or SIGUSR1): Tune saves the experiment state and stops; a SIGKILL can land while the
+    driver copies that state to storage_path, and a half-copied file makes Tuner.restore start over. On a
+    loaded machine a tiny trial can finish its last rounds before the signal takes effect: then the
+    experiment is deleted and interrupted again (at most 3 times).
+    """
+    for _ in range(3):
+        proc = rayneas_process(["tune", str(config)], address, log)
+        # the checkpoint on disk, and the driver's record of that result (the trial's result.json, written
+        # once Tune has registered the checkpoint): a state saved before that restores nothing
+        wait_for(lambda: any(storage.glob(first)) and any(p.stat().st_size for p in storage.glob("*/result.json")),
+                 proc, "a first trial checkpoint that Tune has registered")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 0
+        if not any(storage.glob(last)):
+            return
+        shutil.rmtree(storage)
+    raise AssertionError("the trial wrote its last checkpoint before Ctrl+C took effect, 3 times")
 
 
 def lock_table(monkeypatch, module: object, phase: str) -> dict[str, int]:

@@ -19,7 +19,7 @@ import pytest
 import ray
 import yaml
 
-from helpers import rayneas_process, wait_for
+from helpers import interrupt_tune, rayneas_process, wait_for
 from rayneas.config import load_document, parse_run
 from rayneas.eas.search import run_eas
 from rayneas.rl.reinforce import REINFORCE
@@ -82,12 +82,8 @@ def test_interrupted_eas_tune_experiment_finishes_with_tuner_restore(reference, 
     config = tmp_path / "tune.yaml"
     config.write_text(yaml.safe_dump(doc))
     experiment = load_experiment(config)
-    proc = rayneas_process(["tune", str(config)], cluster, tmp_path / "log.txt")
-    storage = Path(experiment.path)
-    wait_for(lambda: any(storage.glob("*/checkpoint_000000/checkpoint/search.json")), proc,
-             "a first trial checkpoint")
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=120) == 0
+    interrupt_tune(config, cluster, Path(experiment.path), "*/checkpoint_000000/checkpoint/search.json",
+                   "*/checkpoint_000003", tmp_path / "log.txt")
     (result,) = run_experiment(experiment, resume=True)
     metrics = result.metrics
     assert result.error is None and metrics["networks_evaluated"] == 8

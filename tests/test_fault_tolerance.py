@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import signal
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 import ray
 import yaml
 
-from helpers import rayneas_process, wait_for
+from helpers import interrupt_tune, rayneas_process, wait_for
 from rayneas.config import ConfigError, load_document, parse_run
 from rayneas.scoring import ScorerPool
 from rayneas.tenas import search
@@ -111,18 +110,8 @@ def test_interrupted_tune_experiment_finishes_with_tuner_restore(reference, clus
     config.write_text(yaml.safe_dump(doc))
     experiment = load_experiment(config)
     storage = Path(experiment.path)
-    for _ in range(3):
-        proc = rayneas_process(["tune", str(config)], cluster, tmp_path / "log.txt")
-        wait_for(lambda: any(storage.glob("*/checkpoint_000000/state.json")), proc, "a first trial checkpoint")
-        # SIGINT (Ctrl+C, or SIGUSR1): Tune saves the experiment state and stops. A SIGKILL can land while the
-        # driver copies that state to storage_path, and a half-copied file makes Tuner.restore start over.
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=120) == 0
-        if not any(storage.glob("*/checkpoint_000003")):  # stopped before its last (4th) report
-            break
-        shutil.rmtree(storage)  # on a loaded machine the 4 short rounds can outrun Ctrl+C: interrupt it again
-    else:
-        pytest.fail("the trial finished all 4 rounds before Ctrl+C took effect, 3 times")
+    interrupt_tune(config, cluster, storage, "*/checkpoint_000000/state.json", "*/checkpoint_000003",
+                   tmp_path / "log.txt")
     with pytest.raises(ConfigError, match="already holds a Tune experiment; continue it with --resume"):
         run_experiment(experiment)
     (result,) = run_experiment(experiment, resume=True)
