@@ -26,6 +26,8 @@ from rayneas.eas.reward import tan_reward
 from rayneas.eas.search import run_eas, trained_network
 from rayneas.eas.train import accuracy
 from rayneas.indicators import aggregate
+from rayneas.indicators import az_nas as az_nas_module
+from rayneas.tenas.scorer import measure
 from test_eas_env import EPISODE, play
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,6 +121,24 @@ def test_a_degenerate_network_gets_its_worst_value_and_ranks_last(tmp_path):
     pool = [*reference, worst]
     values = aggregate("log_rank", {n: [row[n] for row in pool] for n in worst}, nonfinite="worst")
     assert trainfree.quantile("log_rank", values) == 0.0
+
+
+def test_the_scorer_takes_the_az_set_from_one_pass_over_the_eas_feature_maps(monkeypatch):
+    cfg = from_dict(EASEnvConfig, {"reward": {"mode": "indicators"}})
+    evaluator = ChildEvaluator(cfg)
+    scorer = trainfree.IndicatorScorer(cfg, evaluator.space, evaluator.data)
+    arch = trainfree.reference_archs(cfg, evaluator.space, evaluator.data)[0]
+    net = scorer._net(arch)
+    features = evaluator.space.feature_modules(net)
+    with trainfree.one_thread():
+        separate = {name: measure(name, net, scorer.inputs(name), arch,
+                                  **({"features": features} if name.startswith("az_") else {}))
+                    for name in scorer.names}
+    calls = []
+    forward = az_nas_module._feature_maps
+    monkeypatch.setattr(az_nas_module, "_feature_maps", lambda *args: calls.append(args[2]) or forward(*args))
+    assert scorer(arch) == separate
+    assert len(calls) == 1 and len(calls[0]) == len(features)  # one forward, over the EAS net's own maps
 
 
 @pytest.mark.parametrize("reward, message", [

@@ -19,8 +19,8 @@ A network the indicators cannot tell inputs apart on gets its worst value
 """
 from __future__ import annotations
 
+import functools
 import hashlib
-import inspect
 from contextlib import contextmanager
 from typing import Iterator, Sequence
 
@@ -34,7 +34,7 @@ from rayneas.eas.data import ChildData
 from rayneas.eas.encoding import ArchEncoder
 from rayneas.eas.random_policy import random_action
 from rayneas.eas.space import EASSpace
-from rayneas.indicators import aggregate, indicator_info, init_weights
+from rayneas.indicators import aggregate, indicator_info, init_weights, measure_indicators, takes_option
 from rayneas.indicators.aggregate import get_aggregation
 from rayneas.seeding import derive_seed
 from rayneas.tenas.scorer import measure
@@ -75,7 +75,7 @@ class IndicatorScorer:
             derive_seed(cfg.seed, INPUTS_STREAM)))
         self.images = data.x_train[order]
         # AZ-NAS's indicators take the feature maps (`EASSpace.feature_modules`); the others do not
-        self.featured = {n for n in self.names if "features" in inspect.signature(indicator_info(n).fn).parameters}
+        self.featured = {n for n in self.names if takes_option(n, "features")}
         if self.featured:
             maps = len(space.feature_modules(self._net(space.to_string(space.start()))))
             if maps < 2:
@@ -94,10 +94,10 @@ class IndicatorScorer:
 
     def __call__(self, arch: str) -> dict[str, float]:
         net = self._net(arch)
+        features = self.space.feature_modules(net) if self.featured else None
         with one_thread():
-            return {name: measure(name, net, self.inputs(name), arch,
-                                  **({"features": self.space.feature_modules(net)} if name in self.featured else {}))
-                    for name in self.names}
+            return measure_indicators(self.names, net, self.inputs, functools.partial(measure, label=arch),
+                                      lambda name: {"features": features} if name in self.featured else {})
 
 
 def reference_archs(cfg: EASEnvConfig, space: EASSpace, data: ChildData) -> list[str]:

@@ -23,6 +23,7 @@ from rayneas.indicators.registry import (
     indicator_info,
     measure_indicators,
     register_indicator,
+    takes_option,
     worst_value,
 )
 
@@ -58,5 +59,6 @@ __all__ = [
     "ntk_jacobian",
     "region_inputs",
     "register_indicator",
+    "takes_option",
     "worst_value",
 ]

@@ -78,14 +78,15 @@ def az_nas_scores(model: nn.Module, inputs: torch.Tensor, *, seed: int = 0,
     return scores
 
 
-def az_nas_joint(model: nn.Module, inputs: torch.Tensor) -> dict[str, float]:
+def az_nas_joint(model: nn.Module, inputs: torch.Tensor, *,
+                 features: Sequence[nn.Module] | None = None) -> dict[str, float]:
     """The three registered AZ-NAS indicators from one forward (`measure_indicators` calls this once for all).
 
     A block without a gradient path makes only trainability degenerate (its
     worst value), as three separate calls would; a degenerate feature map
     raises for all three, as each separate call would.
     """
-    scores = az_nas_scores(model, inputs, trainability="or_worst")
+    scores = az_nas_scores(model, inputs, features=features, trainability="or_worst")
     return {f"az_{name}": value for name, value in scores.items()}
 
 

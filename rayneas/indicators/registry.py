@@ -16,6 +16,7 @@ the batch, and for the aggregations that rank candidates
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from typing import Any, Callable, Literal, Mapping, Sequence, TypeVar, get_args
 
@@ -23,7 +24,7 @@ from rayneas.indicators.common import DegenerateNetworkError
 
 Indicator = Callable[..., Any]
 #: ``(model, inputs) -> {indicator name: value}``: several indicators from one shared computation.
-JointIndicator = Callable[[Any, Any], Mapping[str, float]]
+JointIndicator = Callable[..., Mapping[str, float]]
 F = TypeVar("F", bound=Indicator)
 
 Direction = Literal["higher", "lower"]
@@ -134,28 +135,39 @@ def worst_value(name: str) -> float:
 
 
 def measure_indicators(names: Sequence[str], model: Any, inputs_of: Callable[[str], Any],
-                       measure: Callable[[str, Any, Any], float]) -> dict[str, float]:
-    """{name: value} of ``names`` on ``model``: ``measure(name, model, inputs)`` for each, except that the
-    indicators sharing a ``joint`` function get it called once (with the first one's inputs).
+                       measure: Callable[..., float],
+                       options_of: Callable[[str], Mapping[str, Any]] | None = None) -> dict[str, float]:
+    """{name: value} of ``names`` on ``model``: ``measure(name, model, inputs, **options)`` for each, except
+    that the indicators sharing a ``joint`` function get it called once, as ``joint(model, inputs,
+    **options)`` with the first one's inputs and options.
 
-    A `DegenerateNetworkError` from a joint pass gives each of its indicators
-    its worst value, as separate calls would.
+    ``options_of(name)``: keyword options of the indicator's function (e.g.
+    AZ-NAS's ``features`` for networks not shaped like NAS-Bench-201's;
+    `takes_option` tells which functions take one). A `DegenerateNetworkError`
+    from a joint pass gives each of its indicators its worst value, as
+    separate calls would.
     """
     values: dict[str, float] = {}
     for name in names:
         if name in values:
             continue
+        options = options_of(name) if options_of is not None else {}
         joint = indicator_info(name).joint
         if joint is None:
-            values[name] = measure(name, model, inputs_of(name))
+            values[name] = measure(name, model, inputs_of(name), **options)
             continue
         members = [n for n in names if indicator_info(n).joint is joint]
         try:
-            computed = joint(model, inputs_of(name))
+            computed = joint(model, inputs_of(name), **options)
             values.update({n: float(computed[n]) for n in members})
         except DegenerateNetworkError:
             values.update({n: worst_value(n) for n in members})
     return values
+
+
+def takes_option(name: str, option: str) -> bool:
+    """Whether indicator ``name``'s function takes the keyword ``option``, so a caller passes it only there."""
+    return option in inspect.signature(indicator_info(name).fn).parameters
 
 
 def get_indicator(name: str) -> Indicator:
