@@ -187,6 +187,9 @@ def test_an_indicators_search_runs_end_to_end_and_picks_its_best_by_reward(ray_l
     result = json.loads((run / "result.json").read_text())
     rows = pq.read_table(run / "networks.parquet").to_pylist()
     best = max(rows, key=lambda r: r["reward"])
+    # the progress bar shows what was measured: the best reward, not a NaN val_acc
+    progress = capsys.readouterr().err
+    assert f"iteration 2, best reward {best['reward']:.3f}" in progress and "val_acc nan" not in progress
     assert (result["reward_mode"], result["networks_evaluated"]) == ("indicators", 4)
     assert result["best"]["arch"] == best["arch"] and result["best"]["reward"] == best["reward"]
     assert result["best"]["val_acc"] is None and result["best"]["test_acc"] is None

@@ -23,7 +23,8 @@ class IterationReport:
     networks_evaluated: int  # ... and in the whole search
     reward_mean: float  # mean episode return of this iteration's children
     val_acc_mean: float
-    best_val_acc: float  # best child so far
+    best_val_acc: float  # best child so far (NaN in reward.mode indicators: nothing is trained)
+    best_reward: float  # highest reward so far, what the controller maximises in every mode
     best_arch: str
     netpool_hit_rate: float  # share of this iteration's children the NetPool already had
     seconds: float
@@ -34,7 +35,7 @@ class IterationReport:
         """Flat values for Tune and TensorBoard."""
         return {"iteration": self.iteration, "networks_evaluated": self.networks_evaluated,
                 "reward_mean": self.reward_mean, "val_acc_mean": self.val_acc_mean,
-                "best_val_acc": self.best_val_acc, "best_arch": self.best_arch,
+                "best_val_acc": self.best_val_acc, "best_reward": self.best_reward, "best_arch": self.best_arch,
                 "netpool_hit_rate": self.netpool_hit_rate, "iteration_seconds": self.seconds,
                 "finished": self.finished, **{f"controller/{k}": v for k, v in self.controller.items()}}
 
@@ -53,14 +54,17 @@ def controller_scalars(result: dict[str, Any]) -> dict[str, float]:
 
 
 class Progress:
-    """A tqdm bar over the network budget: iteration, networks evaluated, best val_acc, ETA."""
+    """A tqdm bar over the network budget: iteration, networks evaluated, best val_acc (best reward when no
+    child is trained), ETA."""
 
     def __init__(self, budget: int, done: int, algorithm: str) -> None:
         self.bar = tqdm(total=budget, initial=min(done, budget), unit="net", dynamic_ncols=True,
                         desc=f"EAS ({algorithm})")
 
     def __call__(self, report: IterationReport) -> None:
-        self.bar.set_postfix_str(f"iteration {report.iteration}, best val_acc {report.best_val_acc:.4f}")
+        best = (f"best val_acc {report.best_val_acc:.4f}" if math.isfinite(report.best_val_acc)
+                else f"best reward {report.best_reward:.3f}")
+        self.bar.set_postfix_str(f"iteration {report.iteration}, {best}")
         self.bar.update(min(report.networks_evaluated, self.bar.total) - self.bar.n)
 
     def close(self) -> None:

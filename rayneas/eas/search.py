@@ -66,7 +66,8 @@ def _iteration(state: EASState, entries: list[dict[str, Any]], result: dict[str,
         iteration=state.iterations, networks_evaluated=len(state.networks),
         reward_mean=sum(r["reward"] for r in rows) / n if n else math.nan,
         val_acc_mean=sum(r["val_acc"] for r in rows) / n if n else math.nan,
-        best_val_acc=best["val_acc"] if best else math.nan, best_arch=best["arch"] if best else "",
+        best_val_acc=best["val_acc"] if best else math.nan,
+        best_reward=max((r["reward"] for r in state.networks), default=math.nan), best_arch=best["arch"] if best else "",
         netpool_hit_rate=sum(r["netpool_hit"] for r in rows) / n if n else math.nan, seconds=seconds,
         controller=controller_scalars(result))
 

@@ -83,7 +83,7 @@ def _eas_bundles(cfg: Any) -> list[Bundle]:
 
 
 @register_trial("eas", bundles=_eas_bundles,
-                columns=("iteration", "networks_evaluated", "reward_mean", "best_val_acc", "best_arch"))
+                columns=("iteration", "networks_evaluated", "reward_mean", "best_reward", "best_val_acc", "best_arch"))
 def eas_trial(cfg: Any, run_dir: Path, resume: bool, report: Report) -> dict:
     """One Tune report per RLlib iteration, checkpointing the run's checkpoint folder, config and NetPool."""
     from rayneas.eas.record import CHECKPOINT, CONFIG
