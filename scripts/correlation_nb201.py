@@ -33,6 +33,11 @@ one near-singular repeat (κ ~ 1e14) dominates a mean. ``--num-actors K`` scores
 (each with ``--threads`` torch threads; the serial path uses the same count,
 so both give identical numbers).
 
+``--best-of N`` reads off the same scores what a sampling search of N cells
+would pick by each ``--combos`` aggregate (its accuracy over random N-cell
+pools of the sample, beside the pool's best and mean), since τ says little
+about the top of a ranking, the only part a search keeps.
+
     python scripts/correlation_nb201.py --num-archs 500 --num-actors 2
 """
 from __future__ import annotations
@@ -359,12 +364,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--best-subsets", type=int, default=0, metavar="K",
                         help="also rank every subset (2+ indicators) of the scored ones under both aggregations "
                              "by CIFAR-10 τ and print the best K (subsets.csv has all)")
+    parser.add_argument("--best-of", type=int, nargs="*", default=[], metavar="N",
+                        help="also report the accuracy of the cell each --combos aggregate picks from random "
+                             "N-cell subsets of the sample, as a sampling search of N cells would (best_of.csv)")
+    parser.add_argument("--best-of-draws", type=int, default=200, help="random subsets per --best-of N")
     parser.add_argument("--csv", default=None, help="accuracy CSV (default: $RAYNEAS_NB201_CSV or the bundled copy)")
     parser.add_argument("--out", type=Path, default=Path("runs/correlation_nb201"))
     args = parser.parse_args(argv)
     if args.proxy_repeats is None:
         args.proxy_repeats = args.repeats
-    for name in ("num_archs", "batch_size", "repeats", "region_samples", "region_batches", "C", "N", "threads",
+    for name in ("num_archs", "batch_size", "repeats", "best_of_draws", "region_samples", "region_batches", "C", "N", "threads",
                  "proxy_C", "proxy_N", "proxy_repeats"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
@@ -430,6 +439,40 @@ def subset_taus(scores: pa.Table) -> pa.Table:
     return table.take(np.argsort(-np.array(rows["tau_good"]), kind="stable"))
 
 
+def best_of(scores: pa.Table, combos: list[tuple[str, ...]], n: int, draws: int, seed: int = 0) -> pa.Table:
+    """What a sampling search of ``n`` cells picks, judged on the sample: per combination and aggregation, the
+    accuracies (mean, std over ``draws`` random ``n``-cell subsets of the sample) of the subset's best cell by
+    that aggregate, computed within the subset as a search aggregates its pool. ``oracle`` (the subset's most
+    accurate cell on CIFAR-10) and ``random`` (the subset's mean: a cell drawn blindly) bound them.
+
+    The τ of a ranking says little about its top, which is all a search
+    keeps; this reads the top off the same saved scores (n = the sample size:
+    its one top cell).
+    """
+    m = scores.num_rows
+    if not 1 <= n <= m:
+        raise SystemExit(f"--best-of {n}: give a pool size between 1 and the sample's {m} cells")
+    rng = np.random.default_rng(seed)
+    subsets = [np.arange(m)] if n == m else [np.sort(rng.choice(m, n, replace=False)) for _ in range(draws)]
+    accuracy = {dataset: scores.column(dataset).to_numpy() for dataset in DATASETS}
+    labels = np.array([f"cell {i}" for i in scores.column("nb201_index").to_pylist()])
+    picks: dict[str, list[int]] = {"oracle": [int(s[np.argmax(accuracy["cifar10"][s])]) for s in subsets]}
+    for combo in combos:
+        columns = {name: scores.column(COLUMN.get(name, name)).to_numpy() for name in combo}
+        for method, aggregation in AGGREGATIONS.items():
+            best = np.argmax if aggregation.direction == "higher" else np.argmin
+            picks[combo_column(method, combo)] = [
+                int(s[best(aggregate(method, {k: v[s] for k, v in columns.items()}, candidates=list(labels[s]),
+                                     nonfinite="worst"))]) for s in subsets]
+    rows: dict[str, list[Any]] = {"pick": [*picks, "random"], "n": [n] * (len(picks) + 1),
+                                  "draws": [len(subsets)] * (len(picks) + 1)}
+    for dataset, values in accuracy.items():
+        chosen = [values[p] for p in picks.values()] + [[values[s].mean() for s in subsets]]
+        rows[f"{dataset}_mean"] = [float(np.mean(c)) for c in chosen]
+        rows[f"{dataset}_std"] = [float(np.std(c)) for c in chosen]
+    return pa.table(rows)
+
+
 def main(argv: list[str] | None = None) -> pa.Table:
     args = parse_args(argv)
     table = load_table(args.csv)
@@ -474,6 +517,14 @@ def main(argv: list[str] | None = None) -> pa.Table:
               "(oriented: higher is better):")
         for row in subsets.slice(0, args.best_subsets).to_pylist():
             print(f"  {row['tau_good']:+.3f}  {row['method']:9s} {row['combo']}")
+    if args.best_of:
+        picked = pa.concat_tables([best_of(scores, args.combos, n, args.best_of_draws, args.seed)
+                                   for n in args.best_of])
+        pacsv.write_csv(picked, args.out / "best_of.csv")
+        print("accuracy of the picked cell, mean ± std over random pools of N cells of this sample:")
+        for row in picked.to_pylist():
+            print(f"  N={row['n']:<5d} {row['pick']:{width}s}" + "".join(
+                f"{row[f'{d}_mean']:9.2f} ± {row[f'{d}_std']:.2f}" for d in DATASETS))
     print(f"wrote {args.out}/scores.csv|parquet, tau.csv|parquet, " + ", ".join(p.name for p in plots))
     return taus
 

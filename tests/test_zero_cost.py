@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import ray
@@ -268,3 +269,22 @@ def test_subsets_are_chosen_on_saved_scores_that_reproduce_the_tau_table(tmp_pat
         "ntk+linear_regions", "ntk+naswot", "linear_regions+naswot", "ntk+linear_regions+naswot"}
     assert [r["tau_good"] for r in ranked] == sorted((r["tau_good"] for r in ranked), reverse=True)
     assert f"{ranked[0]['tau_good']:+.3f}  {ranked[0]['method']:9s} {ranked[0]['combo']}" in first.stdout
+
+
+def test_best_of_reads_the_pick_of_a_sampling_search_off_saved_scores():
+    _, script = _correlation_script()
+    # five cells: naswot and flops (higher is better) agree on cell 3, the most accurate is cell 1
+    scores = pa.table({"nb201_index": [10, 11, 12, 13, 14], "naswot": [1.0, 2.0, 3.0, 5.0, 4.0],
+                       "flops": [1.0, 3.0, 2.0, 5.0, 4.0], "cifar10": [80.0, 94.0, 90.0, 92.0, 85.0],
+                       "cifar100": [50.0, 73.0, 66.0, 70.0, 60.0], "imagenet16": [30.0, 45.0, 40.0, 44.0, 35.0]})
+    whole = {row["pick"]: row for row in script.best_of(scores, [("naswot", "flops")], 5, 200).to_pylist()}
+    assert whole["log_rank:naswot+flops"]["cifar10_mean"] == 92.0 and whole["rank_sum:naswot+flops"]["cifar100_mean"] == 70.0
+    assert whole["oracle"]["imagenet16_mean"] == 45.0 and whole["random"]["cifar10_mean"] == pytest.approx(88.2)
+    assert {row["draws"] for row in whole.values()} == {1} and whole["oracle"]["cifar10_std"] == 0.0
+    # pools of 2: the pair's higher-ranked cell, averaged over 200 seeded draws
+    pairs = script.best_of(scores, [("naswot", "flops")], 2, 200, seed=1).to_pylist()
+    assert pairs == script.best_of(scores, [("naswot", "flops")], 2, 200, seed=1).to_pylist()
+    picked = {row["pick"]: row["cifar10_mean"] for row in pairs}
+    assert picked["random"] < picked["log_rank:naswot+flops"] < picked["oracle"] < 94.0
+    with pytest.raises(SystemExit, match="--best-of 6: give a pool size between 1 and the sample's 5 cells"):
+        script.best_of(scores, [("naswot", "flops")], 6, 200)
