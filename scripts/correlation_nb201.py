@@ -65,6 +65,7 @@ from rayneas.indicators import (
     AGGREGATIONS,
     aggregate,
     available_indicators,
+    best_first,
     indicator_info,
     init_weights,
     measure_indicators,
@@ -373,8 +374,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.proxy_repeats is None:
         args.proxy_repeats = args.repeats
-    for name in ("num_archs", "batch_size", "repeats", "best_of_draws", "region_samples", "region_batches", "C", "N", "threads",
-                 "proxy_C", "proxy_N", "proxy_repeats"):
+    for name in ("num_archs", "batch_size", "repeats", "best_of_draws", "region_samples", "region_batches", "C",
+                 "N", "threads", "proxy_C", "proxy_N", "proxy_repeats"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.proxy_batch is not None and args.proxy_batch < 2:
@@ -459,11 +460,11 @@ def best_of(scores: pa.Table, combos: list[tuple[str, ...]], n: int, draws: int,
     picks: dict[str, list[int]] = {"oracle": [int(s[np.argmax(accuracy["cifar10"][s])]) for s in subsets]}
     for combo in combos:
         columns = {name: scores.column(COLUMN.get(name, name)).to_numpy() for name in combo}
-        for method, aggregation in AGGREGATIONS.items():
-            best = np.argmax if aggregation.direction == "higher" else np.argmin
+        for method in AGGREGATIONS:
             picks[combo_column(method, combo)] = [
-                int(s[best(aggregate(method, {k: v[s] for k, v in columns.items()}, candidates=list(labels[s]),
-                                     nonfinite="worst"))]) for s in subsets]
+                int(s[best_first(method, aggregate(method, {k: v[s] for k, v in columns.items()},
+                                                   candidates=list(labels[s]), nonfinite="worst"))[0]])
+                for s in subsets]
     rows: dict[str, list[Any]] = {"pick": [*picks, "random"], "n": [n] * (len(picks) + 1),
                                   "draws": [len(subsets)] * (len(picks) + 1)}
     for dataset, values in accuracy.items():

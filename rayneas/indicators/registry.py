@@ -23,7 +23,7 @@ from typing import Any, Callable, Literal, Mapping, Sequence, TypeVar, get_args
 from rayneas.indicators.common import DegenerateNetworkError
 
 Indicator = Callable[..., Any]
-#: ``(model, inputs) -> {indicator name: value}``: several indicators from one shared computation.
+#: ``(model, inputs, **options) -> {indicator name: value}``: several indicators from one shared computation.
 JointIndicator = Callable[..., Mapping[str, float]]
 F = TypeVar("F", bound=Indicator)
 
