@@ -55,7 +55,7 @@ def _tune(config: str, overrides: Sequence[str], resume: bool) -> None:
     experiment = load_experiment(config, overrides)  # every swept value is checked before Ray starts
     ensure_ray()
     grid = run_experiment(experiment, resume)
-    print(format_table(summary_rows(grid, list(experiment.settings.params), trial_for(experiment.kind).columns)))
+    print(format_table(summary_rows(grid, list(experiment.settings.swept()), trial_for(experiment.kind).columns)))
     print(f"experiment: {experiment.path}   (tensorboard --logdir {experiment.path})")
 
 

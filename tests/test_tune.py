@@ -42,7 +42,7 @@ def test_shipped_tune_config_sweeps_two_seeds_and_runs_plainly_too():
     ({"num_samples": 0}, "tune.num_samples: 0 is out of range; it must be >= 1"),
     ({"resources": {"driver_cpu": 1}}, "tune.resources: unknown key 'driver_cpu'"),
     ({"params": {"seed": [0, 1]}}, "tune: params.seed: expected a mapping of keys, got [0, 1]"),
-    ({"params": {"seed": {"grid": [0], "choice": [1]}}}, "params.seed: give exactly one non-empty list"),
+    ({"params": {"seed": {"grid": [0], "choice": [1]}}}, "params.seed: give exactly one of grid, choice, uniform"),
     ({"params": {"scoring.num_actor": {"grid": [1, 2]}}}, "tune.params.scoring.num_actor = 1: scoring: unknown key "
                                                           "'num_actor'"),
     ({"params": {"prune.repeats": {"choice": [1, 0]}}}, "tune.params.prune.repeats = 0: prune.repeats: 0 is out of "

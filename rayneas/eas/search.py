@@ -25,7 +25,7 @@ from rayneas.eas.config import EASConfig, EASEnvConfig
 from rayneas.eas.data import load_test_data
 from rayneas.eas.evaluator import ChildEvaluator, load_state
 from rayneas.eas.netpool import call, connect
-from rayneas.eas.record import EASRunStore, EASState, best_key
+from rayneas.eas.record import RESULT, EASRunStore, EASState, best_key
 from rayneas.eas.report import Board, IterationCallback, IterationReport, Progress, controller_scalars, plot_rewards
 from rayneas.eas.train import accuracy
 
@@ -72,6 +72,23 @@ def _iteration(state: EASState, entries: list[dict[str, Any]], result: dict[str,
         controller=controller_scalars(result))
 
 
+def restore_controller(algo: Any, checkpoint: Path) -> None:
+    """Load a checkpoint's controller into ``algo``, keeping the learning rate of ``algo``'s config.
+
+    torch's ``Optimizer.load_state_dict`` brings back the checkpoint's lr, and RLlib resets it to the config's
+    only after the next update: without this, a trial continued with a mutated lr (PBT) would make its first
+    update with the old one.
+    """
+    algo.restore_from_path(str(checkpoint))
+
+    def config_lr(learner: Any) -> None:
+        for optimizer, schedule in learner._optimizer_lr_schedules.items():
+            learner._set_optimizer_lr(optimizer, schedule.get_current_value())
+
+    if algo.learner_group is not None:
+        algo.learner_group.foreach_learner(config_lr)
+
+
 def rllib_config(cfg: EASConfig, run_dir: Path) -> Any:
     """The controller's RLlib config; built before anything runs, so a bad algorithm, module or key fails first."""
     from rayneas.rl.controller import controller_config
@@ -90,8 +107,9 @@ def _search(cfg: EASConfig, rllib: Any, store: EASRunStore, state: EASState, poo
     try:
         if state.iterations:
             # The checkpoint's controller (weights, optimizer, REINFORCE baseline, iteration count) in an
-            # algorithm built from this config, so a moved run folder uses its NetPool where it is now.
-            algo.restore_from_path(str(store.checkpoint.resolve()))
+            # algorithm built from this config, so a moved run folder uses its NetPool where it is now, and a
+            # PBT exploit learns with its mutated settings.
+            restore_controller(algo, store.checkpoint.resolve())
         while len(state.networks) < cfg.budget.networks:
             began = time.perf_counter()
             result = algo.train()
@@ -105,7 +123,9 @@ def _search(cfg: EASConfig, rllib: Any, store: EASRunStore, state: EASState, poo
         algo.stop()
 
 
-def _result(cfg: EASConfig, run_dir: Path, state: EASState) -> dict[str, Any]:
+def _result(cfg: EASConfig, run_dir: Path, state: EASState, finished: bool = True) -> dict[str, Any]:
+    """What result.json holds: the search's counts and its best child, measured on the test split once
+    ``finished`` (an unfinished search's result says what it has reached so far)."""
     best = state.best(best_key(cfg))
     if best is None:
         raise RuntimeError("the search evaluated no network; raise budget.networks")
@@ -115,11 +135,12 @@ def _result(cfg: EASConfig, run_dir: Path, state: EASState) -> dict[str, Any]:
                "networks_evaluated": len(state.networks),
                "unique_networks": len({r["arch"] for r in state.networks}),
                "netpool_hit_rate": sum(r["netpool_hit"] for r in state.networks) / len(state.networks),
-               "iterations": state.iterations, "wall_time_s": state.elapsed_s, "start_net": cfg.space.start_net}
+               "iterations": state.iterations, "wall_time_s": state.elapsed_s, "start_net": cfg.space.start_net,
+               "finished": finished}
     entry = {"arch": best["arch"], "val_acc": None if math.isnan(best["val_acc"]) else best["val_acc"],  # JSON
              "reward": best["reward"], "params": best["params"],
              "iteration": best["iteration"], "test_acc": None}
-    if cfg.reward.mode in ("train", "hybrid"):  # the modes that keep every child's weights
+    if finished and cfg.reward.mode in ("train", "hybrid"):  # the modes that keep every child's weights
         net, evaluator = trained_network(cfg, run_dir, best["arch"])
         x, y = load_test_data(cfg.dataset, cfg.seed)
         entry["test_acc"] = accuracy(net, x, y)
@@ -129,13 +150,22 @@ def _result(cfg: EASConfig, run_dir: Path, state: EASState) -> dict[str, Any]:
     return {**summary, "best": entry}
 
 
+def write_progress(cfg: EASConfig, run_dir: Path) -> Path:
+    """``result.json`` of the search's last checkpoint, unfinished (``finished: false``, no test accuracy): what
+    a search stopped from outside (a Tune scheduler) has reached."""
+    store = EASRunStore(run_dir)
+    store.write_result(_result(cfg, run_dir, store.saved_state(), finished=False))
+    return store.dir / RESULT
+
+
 def run_eas(cfg: EASConfig, run_dir: Path, resume: bool = False,
-            callbacks: Sequence[IterationCallback] = ()) -> dict:
+            callbacks: Sequence[IterationCallback] = (), may_change: Sequence[str] = ()) -> dict:
     """Run (or, with ``resume``, continue from the last checkpointed iteration) an EAS search in ``run_dir``.
 
     After every iteration the checkpoint is saved, then the progress bar,
     TensorBoard (`Board`) and each of ``callbacks`` (e.g. the Tune reporter)
     get the same `IterationReport`. Returns the summary also in result.json.
+    ``may_change``: dotted config keys a resume may find changed (PBT's mutations).
     """
     from rayneas.scoring import ensure_ray
 
@@ -145,7 +175,7 @@ def run_eas(cfg: EASConfig, run_dir: Path, resume: bool = False,
     run_dir = Path(run_dir)
     rllib = rllib_config(cfg, run_dir)
     store = EASRunStore(run_dir)
-    state = store.start(cfg, resume)
+    state = store.start(cfg, resume, may_change)
     elapsed_before = state.elapsed_s
     if len(state.networks) < cfg.budget.networks:
         ensure_ray()

@@ -1,0 +1,69 @@
+"""Every scheduler and search algorithm of the ``tune:`` block runs a tiny real Tune experiment to its end.
+
+PBT over EAS controllers: an exploiting trial continues the donor's search (its network table, NetPool and
+controller) with the mutated lr. ASHA over EAS: a trial stopped at a rung leaves a readable run folder
+whose result.json says what it reached. The EAS trials score children with the surrogate reward (no
+training) and sample in the trial driver, so two 1-CPU trials run side by side on the 2-CPU Ray.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import yaml
+
+from rayneas.config import load_document
+from rayneas.eas.record import load_config
+from rayneas.tune.experiment import load_experiment, run_experiment
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+# 2 children per iteration of 2 transforms each, scored without training.
+EAS = {"reward": {"mode": "surrogate"}, "episode": {"wider_steps": 1, "deeper_steps": 1},
+       "controller": {"algorithm": "reinforce", "networks_per_iteration": 2, "num_env_runners": 0}}
+
+
+def run(tmp_path: Path, base: str, tune: dict, **sections):
+    doc = {**load_document(CONFIGS / base), **sections}
+    doc["tune"] = {"storage_path": str(tmp_path / "tune"), "resources": {"driver_cpus": 1.0}, **tune}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    experiment = load_experiment(path)
+    return experiment, run_experiment(experiment)
+
+
+def networks(result) -> list[dict]:
+    return pq.read_table(Path(result.path) / "run" / "networks.parquet").to_pylist()
+
+
+def test_pbt_exploit_continues_the_donors_search_with_the_mutated_lr(ray_local, tmp_path):
+    experiment, grid = run(tmp_path, "eas_digits.yaml", {
+        "max_concurrent_trials": 2,
+        "params": {"seed": {"grid": [0, 1]}, "controller.rllib.lr": {"choice": [0.001]}},
+        "stop": {"training_iteration": 2},
+        "scheduler": {"kind": "pbt", "perturbation_interval": 1, "quantile_fraction": 0.5,
+                      "resample_probability": 0.0,
+                      "hyperparam_mutations": {"controller.rllib.lr": {"loguniform": [0.0001, 0.1]}}},
+    }, **EAS, budget={"networks": 6})
+    assert experiment.metric == "best_val_acc" and experiment.mode == "max"
+    results = list(grid)
+    assert all(r.error is None and r.metrics["training_iteration"] == 2 for r in results)
+    # synch PBT: both trials meet after iteration 1, the worse one clones the better one; the stop criterion
+    # ends both after iteration 2, before a second perturbation
+    [line] = (Path(experiment.path) / "pbt_global.txt").read_text().splitlines()
+    assert json.loads(line)[2:4] == [1, 1]  # the exploiting trial's iteration and the donor's
+    [target] = [r for r in results if (Path(experiment.path) / f"pbt_policy_{r.metrics['trial_id']}.txt").exists()]
+    [donor] = [r for r in results if r is not target]
+    # the exploiting trial took the donor's seed and its checkpoint of iteration 1: the same children there
+    assert target.config["params"]["seed"] == donor.config["params"]["seed"]
+    rows, donor_rows = networks(target), networks(donor)
+    assert [r for r in rows if r["iteration"] == 1] == [r for r in donor_rows if r["iteration"] == 1]
+    assert [r["iteration"] for r in rows] == [1, 1, 2, 2]
+    own = pq.read_table(Path(target.path) / "checkpoint_000000" / "checkpoint" / "networks.parquet").to_pylist()
+    assert own != rows[:2]  # what it had found itself (its own seed) before the exploit is gone
+    pool = {r["arch"] for r in pq.read_table(Path(target.path) / "run" / "netpool.parquet").to_pylist()}
+    assert {r["arch"] for r in donor_rows if r["iteration"] == 1} <= pool  # the donor's NetPool came along
+    lr = target.config["params"]["controller.rllib.lr"]
+    assert lr != 0.001 and load_config(Path(target.path) / "run").controller.rllib["lr"] == lr
+    # its update after the exploit used the mutated lr from the first step on
+    assert target.metrics["controller/default_optimizer_learning_rate"] == lr
