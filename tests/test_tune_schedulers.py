@@ -26,6 +26,7 @@ EAS = {"reward": {"mode": "surrogate"}, "episode": {"wider_steps": 1, "deeper_st
 def run(tmp_path: Path, base: str, tune: dict, **sections):
     doc = {**load_document(CONFIGS / base), **sections}
     doc["tune"] = {"storage_path": str(tmp_path / "tune"), "resources": {"driver_cpus": 1.0}, **tune}
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(doc))
     experiment = load_experiment(path)
@@ -39,7 +40,8 @@ def networks(result) -> list[dict]:
 def test_pbt_exploit_continues_the_donors_search_with_the_mutated_lr(ray_local, tmp_path):
     experiment, grid = run(tmp_path, "eas_digits.yaml", {
         "max_concurrent_trials": 2,
-        "params": {"seed": {"grid": [0, 1]}, "controller.rllib.lr": {"choice": [0.001]}},
+        "params": {"seed": {"grid": [0, 1]}, "controller.rllib.lr": {"choice": [0.001]},
+                   "controller.rllib.entropy_coeff": {"uniform": [0.0, 0.001]}},
         "stop": {"training_iteration": 2},
         "scheduler": {"kind": "pbt", "perturbation_interval": 1, "quantile_fraction": 0.5,
                       "resample_probability": 0.0,
@@ -67,3 +69,50 @@ def test_pbt_exploit_continues_the_donors_search_with_the_mutated_lr(ray_local, 
     assert lr != 0.001 and load_config(Path(target.path) / "run").controller.rllib["lr"] == lr
     # its update after the exploit used the mutated lr from the first step on
     assert target.metrics["controller/default_optimizer_learning_rate"] == lr
+
+
+def test_asha_with_optuna_stops_a_trial_early_and_its_run_folder_stays_valid(ray_local, tmp_path):
+    # one trial at a time: the rung a trial reaches is compared with the trials before it (deterministic); max_t
+    # beyond the budget (3 iterations), so a trial that is not stopped ends by itself, measured on the test split
+    experiment, grid = run(tmp_path, "eas_digits.yaml", {
+        "num_samples": 4, "max_concurrent_trials": 1, "search": "optuna", "seed": 0,
+        "params": {"seed": {"randint": [0, 100]}, "controller.rllib.lr": {"loguniform": [0.0001, 0.1]},
+                   "controller.rllib.entropy_coeff": {"quniform": [0, 0.01, 0.0025]}},
+        "scheduler": {"kind": "asha", "max_t": 10, "grace_period": 1, "reduction_factor": 2},
+    }, **EAS, budget={"networks": 6})
+    results = list(grid)
+    assert len({r.config["params"]["seed"] for r in results}) == 4 and all(r.error is None for r in results)
+    assert all(r.config["params"]["controller.rllib.entropy_coeff"] in (0, 0.0025, 0.005, 0.0075, 0.01) for r in results)
+    stopped = [r for r in results if r.metrics["training_iteration"] < 3]
+    assert stopped, "ASHA stopped no trial"
+    for result in results:
+        run_dir = Path(result.path) / "run"
+        summary = json.loads((run_dir / "result.json").read_text())
+        rows = networks(result)
+        # what the trial reached: every child of its reported iterations, its best, finished or not
+        assert len(rows) == summary["networks_evaluated"] == result.metrics["networks_evaluated"]
+        assert summary["iterations"] == result.metrics["training_iteration"]
+        assert summary["finished"] == (result not in stopped)
+        assert summary["best"]["val_acc"] == max(r["val_acc"] for r in rows) == result.metrics["best_val_acc"]
+        assert load_config(run_dir).seed == result.config["params"]["seed"]
+
+
+def test_hyperband_with_hyperopt_and_fifo_with_basic_run_tenas_trials_to_the_end(ray_local, tmp_path):
+    tiny = {"inputs": {"source": "sample_images", "batch_size": 4, "image_size": 8, "region_samples": 50,
+                       "region_batches": 1}, "scoring": {"num_actors": 0}}
+    _, grid = run(tmp_path / "hyperband", "tune_tenas_nb201.yaml", {
+        "num_samples": 3, "max_concurrent_trials": 2, "search": "hyperopt",
+        "params": {"seed": {"randint": [0, 1000]}, "inputs.region_samples": {"randint": [20, 60]}},
+        "scheduler": {"kind": "hyperband", "max_t": 4, "reduction_factor": 2},
+    }, **tiny)
+    results = list(grid)
+    assert len(results) == 3 and all(r.error is None for r in results)
+    assert all(20 <= r.config["params"]["inputs.region_samples"] < 60 for r in results)
+    assert max(r.metrics["training_iteration"] for r in results) == 4  # the bracket's best reached max_t
+    experiment, grid = run(tmp_path / "fifo", "tune_tenas_nb201.yaml", {
+        "max_concurrent_trials": 2, "metric": "regions", "mode": "max", "stop": {"round": 1},
+        "params": {"seed": {"grid": [0, 1]}, "inputs.image_size": {"choice": [8]}},
+    }, **tiny)
+    assert experiment.metric == "regions" and [r.config["params"]["seed"] for r in grid] == [0, 1]
+    # the stop criterion ended both after the first pruning round's report (round 1 done)
+    assert [(r.error, r.metrics["round"], r.metrics["training_iteration"]) for r in grid] == [(None, 1, 2)] * 2

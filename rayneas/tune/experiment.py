@@ -84,14 +84,14 @@ def objective(settings: TuneSettings, trial: Trial, kind: str, cfg: Any) -> tupl
     """(metric, mode): the block's, else the kind's for ``cfg``; ``metric`` and ``stop`` must be reported."""
     default_metric, default_mode = trial.objective(cfg)
     metric = settings.metric or default_metric
-    if settings.mode is None and metric != default_metric:
-        raise ConfigError(f"tune.mode: say max or min for metric {metric!r} (only {kind}'s default metric "
-                          f"{default_metric!r} comes with a mode)")
     for where, name in [("tune.metric", metric), *((f"tune.stop.{key}", key) for key in settings.stop)]:
         if not trial.reports(name):
             raise ConfigError(f"{where}: a {kind} trial does not report {name!r}; it reports "
                               f"{', '.join(trial.metrics + trial.metric_prefixes)} and Tune's training_iteration, "
                               f"time_total_s")
+    if settings.mode is None and metric != default_metric:
+        raise ConfigError(f"tune.mode: say max or min for metric {metric!r} (only {kind}'s default metric "
+                          f"{default_metric!r} comes with a mode)")
     return metric, settings.mode or default_mode
 
 
