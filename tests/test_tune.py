@@ -147,7 +147,7 @@ def test_sweeps_become_tunes_own_sample_domains():
 
     from rayneas.config import from_dict
     from rayneas.tune.config import Sweep
-    from rayneas.tune.schedule import domain
+    from rayneas.tune.schedule import domain, mutation
 
     def make(**spec):
         return domain(from_dict(Sweep, spec, "x"))
@@ -161,6 +161,9 @@ def test_sweeps_become_tunes_own_sample_domains():
     integer = make(randint=[3, 7])
     assert isinstance(integer, Integer) and (integer.lower, integer.upper) == (3, 7)
     assert from_dict(Sweep, {"randint": [3, 7]}, "x").edges() == [3, 6]  # what is validated: the ends it can draw
+    # PBT perturbs a choice by one step along its list (given a tune.choice, it would multiply the value)
+    assert mutation(from_dict(Sweep, {"choice": [1e-5, 1e-3]}, "x")) == [1e-5, 1e-3]
+    assert isinstance(mutation(from_dict(Sweep, {"loguniform": [1e-4, 1e-2]}, "x")), Float)
 
 
 def test_declared_metrics_are_what_the_searches_report():

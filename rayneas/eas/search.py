@@ -55,7 +55,7 @@ def trained_network(cfg: EASConfig, run_dir: Path, arch: str) -> tuple[nn.Module
 
 
 def _iteration(state: EASState, entries: list[dict[str, Any]], result: dict[str, Any], seconds: float,
-               by: str) -> IterationReport:
+               by: str, budget: int) -> IterationReport:
     state.iterations += 1
     # Runners finish in any order: sorted, the table is the same on every run with this seed.
     rows = [{"iteration": state.iterations, **e} for e in sorted(entries, key=lambda e: (e["arch"], e["reward"]))]
@@ -69,7 +69,7 @@ def _iteration(state: EASState, entries: list[dict[str, Any]], result: dict[str,
         best_val_acc=best["val_acc"] if best else math.nan,
         best_reward=max((r["reward"] for r in state.networks), default=math.nan), best_arch=best["arch"] if best else "",
         netpool_hit_rate=sum(r["netpool_hit"] for r in rows) / n if n else math.nan, seconds=seconds,
-        controller=controller_scalars(result))
+        controller=controller_scalars(result), finished=len(state.networks) >= budget)
 
 
 def restore_controller(algo: Any, checkpoint: Path) -> None:
@@ -114,7 +114,7 @@ def _search(cfg: EASConfig, rllib: Any, store: EASRunStore, state: EASState, poo
             began = time.perf_counter()
             result = algo.train()
             report = _iteration(state, call(pool, "drain_episodes"), result, time.perf_counter() - began,
-                                best_key(cfg))
+                                best_key(cfg), cfg.budget.networks)
             state.elapsed_s = clock()
             store.save(algo, state)
             for watch in watchers:

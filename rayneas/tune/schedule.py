@@ -41,6 +41,13 @@ def domain(sweep: Sweep) -> Any:
     return getattr(tune, sweep.kind)(*args)
 
 
+def mutation(sweep: Sweep) -> Any:
+    """What PBT perturbs a key by: a choice as a plain list (a perturbation moves one step along it; PBT would
+    multiply a ``tune.choice``'s value like a number's), other domains as themselves (resampled, or the value
+    multiplied by 0.8 or 1.2, which may leave the range)."""
+    return sweep.args if sweep.kind == "choice" else domain(sweep)
+
+
 def check_search_library(settings: TuneSettings) -> None:
     """A one-line error naming the extra when the search algorithm's library is not installed."""
     package = SEARCH_PACKAGES.get(settings.search)
@@ -60,7 +67,7 @@ def scheduler(settings: TuneSettings) -> TrialScheduler:
     if isinstance(s, PbtScheduler):
         return PopulationBasedTraining(
             time_attr=s.time_attr, perturbation_interval=s.perturbation_interval, burn_in_period=s.burn_in_period,
-            hyperparam_mutations={"params": {key: domain(sweep) for key, sweep in s.hyperparam_mutations.items()}},
+            hyperparam_mutations={"params": {key: mutation(sweep) for key, sweep in s.hyperparam_mutations.items()}},
             quantile_fraction=s.quantile_fraction, resample_probability=s.resample_probability, synch=s.synch)
     return FIFOScheduler()
 

@@ -30,7 +30,7 @@ Report = Callable[[Mapping[str, Any], Sequence[str]], None]
 Bundle = dict[str, float]
 
 
-#: What Tune adds to every report, so ``metric``, ``stop`` and ``time_attr`` may name them for every kind.
+#: What Tune adds to every report, so ``metric`` and ``stop`` may name them for every kind.
 TUNE_METRICS = ("training_iteration", "time_total_s", "time_this_iter_s", "time_since_restore",
                 "iterations_since_restore")
 
