@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
-from rayneas.config import ConfigError, from_dict, spec
+from rayneas.schema import ConfigError, from_dict, spec
 
 DOMAINS = ("grid", "choice", "uniform", "loguniform", "randint", "quniform")
 
