@@ -25,7 +25,8 @@ from rayneas.eas.config import EASConfig, EASEnvConfig
 from rayneas.eas.data import load_test_data
 from rayneas.eas.evaluator import ChildEvaluator, load_state
 from rayneas.eas.netpool import call, connect
-from rayneas.eas.record import RESULT, EASRunStore, EASState, best_key
+from rayneas.eas.record import EASRunStore, EASState, best_key
+from rayneas.runs.folder import RESULT
 from rayneas.eas.report import Board, IterationCallback, IterationReport, Progress, controller_scalars, plot_rewards
 from rayneas.eas.train import accuracy
 

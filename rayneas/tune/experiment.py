@@ -25,7 +25,7 @@ from ray.tune import Checkpoint, CheckpointConfig, FailureConfig, ResultGrid, Ru
 from ray.tune.execution.placement_groups import PlacementGroupFactory
 
 from rayneas.config import ConfigError, from_dict, load_document, parse_run, with_key
-from rayneas.tenas.report import TENSORBOARD_DIR
+from rayneas.runs.report import TENSORBOARD_DIR
 from rayneas.tune.config import PbtScheduler, TuneSettings
 from rayneas.tune.schedule import check_search_library, domain, scheduler, search_algorithm
 from rayneas.tune.trials import Trial, trial_for
