@@ -75,17 +75,20 @@ def test_pbt_exploit_continues_the_donors_search_with_the_mutated_lr(ray_local, 
 
 def test_asha_with_optuna_stops_a_trial_early_and_its_run_folder_stays_valid(ray_local, tmp_path):
     # one trial at a time: the rung a trial reaches is compared with the trials before it (deterministic); max_t
-    # beyond the budget (2 iterations), so a trial that is not stopped ends by itself, measured on the test split
+    # beyond the budget (3 iterations), so a trial that is not stopped ends by itself, measured on the test split;
+    # rungs at 2, 4, 8 iterations: after 1, no trial's value falls below the median of those before it; after 2, the
+    # second trial's does
     experiment, grid = run(tmp_path, "eas_digits.yaml", {
-        "num_samples": 3, "max_concurrent_trials": 1, "search": "optuna", "seed": 0,
+        "num_samples": 4, "max_concurrent_trials": 1, "search": "optuna", "seed": 0,
+        "metric": "val_acc_mean", "mode": "max",  # the iteration's children: fewer ties than the best so far
         "params": {"seed": {"randint": [0, 100]}, "controller.rllib.lr": {"loguniform": [0.0001, 0.1]},
                    "controller.rllib.entropy_coeff": {"quniform": [0, 0.01, 0.0025]}},
-        "scheduler": {"kind": "asha", "max_t": 10, "grace_period": 1, "reduction_factor": 2},
-    }, **EAS, budget={"networks": 4})
+        "scheduler": {"kind": "asha", "max_t": 10, "grace_period": 2, "reduction_factor": 2},
+    }, **EAS, budget={"networks": 6})
     results = list(grid)
-    assert len({r.config["params"]["seed"] for r in results}) == 3 and all(r.error is None for r in results)
+    assert len({r.config["params"]["seed"] for r in results}) == 4 and all(r.error is None for r in results)
     assert all(r.config["params"]["controller.rllib.entropy_coeff"] in (0, 0.0025, 0.005, 0.0075, 0.01) for r in results)
-    stopped = [r for r in results if r.metrics["training_iteration"] < 2]
+    stopped = [r for r in results if r.metrics["training_iteration"] < 3]
     assert stopped, "ASHA stopped no trial"
     for result in results:
         run_dir = Path(result.path) / "run"
