@@ -19,7 +19,7 @@ import yaml
 from rayneas.cli import main
 from rayneas.config import load_document, parse_run
 from rayneas.eas.record import load_config
-from rayneas.eas.search import run_eas
+from rayneas.eas.search import restore_controller, rllib_config, run_eas
 from rayneas.runs.folder import RunDirError
 from rayneas.tune.experiment import load_experiment, run_experiment
 from rayneas.tune.summary import summary_rows
@@ -138,3 +138,25 @@ def test_a_continued_search_accepts_changes_to_the_mutated_keys_only(ray_local, 
     summary = run_eas(cfg(controller=mutated, budget={"networks": 4}), tmp_path, resume=True,
                       may_change=["controller.rllib.lr"])
     assert summary["iterations"] == 2 and load_config(tmp_path).controller.rllib == {"lr": 0.05}
+
+
+def test_a_restored_controller_learns_at_its_own_configs_lr_from_the_first_update(ray_local, tmp_path):
+    def algo(lr: float):
+        data = {**load_document(CONFIGS / "eas_digits.yaml"), **EAS}
+        data["controller"] = {**EAS["controller"], "rllib": {"lr": lr}}
+        return rllib_config(parse_run(data)[1], tmp_path).build_algo()
+
+    def optimizer_lrs(built) -> list[float]:
+        results = built.learner_group.foreach_learner(
+            lambda learner: sorted({g["lr"] for o in learner._named_optimizers.values() for g in o.param_groups}))
+        return [result.get() for result in results]
+
+    donor = algo(0.001)
+    donor.save_to_path(str(tmp_path / "donor"))
+    donor.stop()
+    exploiting = algo(0.05)
+    exploiting.restore_from_path(str(tmp_path / "donor"))
+    assert optimizer_lrs(exploiting) == [[0.001]]  # torch's load_state_dict brought the donor's lr back
+    restore_controller(exploiting, tmp_path / "donor")
+    assert optimizer_lrs(exploiting) == [[0.05]]
+    exploiting.stop()
