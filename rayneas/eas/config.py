@@ -162,6 +162,9 @@ class ControllerConfig:
                                              "0 samples in the driver")
     rllib: dict[str, Any] = spec(default_factory=dict, doc="any other RLlib setting, passed to the algorithm "
                                                            "config, e.g. {lr: 0.001, clip_param: 0.1}")
+    autoscaling: bool = spec(False, doc="the cluster adds nodes on demand (KubeRay, a cloud launcher): a "
+                                        "controller whose actors do not fit the nodes alive now waits for "
+                                        "them instead of failing")
 
 
 @dataclasses.dataclass

@@ -20,9 +20,8 @@ from typing import Any, Sequence
 from torch import nn
 
 from rayneas.config import RunKind, from_dict
-from rayneas.data.cifar import check_cifar
 from rayneas.eas.config import EASConfig, EASEnvConfig
-from rayneas.eas.data import load_test_data
+from rayneas.eas.data import check_dataset, load_test_data
 from rayneas.eas.evaluator import ChildEvaluator, load_state
 from rayneas.eas.netpool import call, connect
 from rayneas.eas.record import EASRunStore, EASState, best_key
@@ -137,11 +136,12 @@ def run_eas(cfg: EASConfig, run_dir: Path, resume: bool = False,
     TensorBoard (`Board`) and each of ``callbacks`` (e.g. the Tune reporter)
     get the same `IterationReport`. Returns the summary also in result.json.
     """
+    from rayneas.eas.nodes import check_dataset_on_nodes
+    from rayneas.rl.resources import check_controller_fits, controller_bundles
     from rayneas.scoring import ensure_ray
 
     session_start = time.perf_counter()
-    if cfg.dataset.name == "cifar10":  # a missing file fails here, not in every env runner
-        check_cifar(cfg.dataset.root, "cifar10")
+    check_dataset(cfg.dataset)  # a missing file fails here, not in every env runner
     run_dir = Path(run_dir)
     rllib = rllib_config(cfg, run_dir)
     store = EASRunStore(run_dir)
@@ -149,6 +149,8 @@ def run_eas(cfg: EASConfig, run_dir: Path, resume: bool = False,
     elapsed_before = state.elapsed_s
     if len(state.networks) < cfg.budget.networks:
         ensure_ray()
+        check_controller_fits(rllib, autoscaling=cfg.controller.autoscaling)
+        check_dataset_on_nodes(cfg.dataset, controller_bundles(rllib)[1][:cfg.controller.num_env_runners])
         pool = connect(netpool_path(cfg, run_dir))
         call(pool, "drain_episodes")  # left by an earlier search in this Ray session
         progress, board = Progress(cfg.budget.networks, len(state.networks), cfg.controller.algorithm), Board(run_dir)

@@ -2,7 +2,13 @@
 
 One place sizes every algorithm's batches from ``networks_per_iteration`` (an
 iteration samples that many whole episodes, i.e. child networks), so swapping
-the algorithm keeps the search budget the same.
+the algorithm keeps the search budget the same. Two RLlib defaults are
+changed for every algorithm, because an EAS episode is a child network's
+training: the controller learns in the driver (``num_learners: 0``; IMPALA
+and APPO would otherwise start a learner actor that needs a CPU beside the
+env runners, which a 2-CPU machine does not have), and sampling has no
+timeout (``sample_timeout_s: None``; RLlib's 60 s would make PPO drop every
+episode whose children train longer). ``controller.rllib`` overrides both.
 """
 from __future__ import annotations
 
@@ -59,7 +65,8 @@ def controller_config(*, algorithm: str, module: str, env_config: Mapping[str, A
     batch = networks_per_iteration * episode_steps
     config.environment(ENV_ID, env_config=dict(env_config)).debugging(seed=seed)
     config.env_runners(num_env_runners=num_env_runners, batch_mode="complete_episodes",
-                       rollout_fragment_length=episode_steps)
+                       rollout_fragment_length=episode_steps, sample_timeout_s=None)
+    config.learners(num_learners=0)
     config.reporting(min_time_s_per_iteration=0, min_sample_timesteps_per_iteration=0)
     if algorithm == "random":
         config.rl_module(rl_module_spec=UNIFORM_MODULE)

@@ -94,11 +94,15 @@ def search(config: dict, document: dict) -> None:
 
 
 def _resources(experiment: Experiment, config: dict) -> PlacementGroupFactory:
-    """One bundle for the trial driver, then one per worker of its search (the trial's own settings)."""
+    """One bundle for the trial driver (``tune.resources``, raised to what the kind needs there), then one per
+    worker of its search (the trial's own settings)."""
     res = experiment.settings.resources
-    driver = {"CPU": res.driver_cpus, **({"GPU": res.driver_gpus} if res.driver_gpus else {})}
     kind, cfg = trial_run(experiment.document, config["params"])
-    return PlacementGroupFactory([driver, *trial_for(kind.name).bundles(cfg)])
+    trial = trial_for(kind.name)
+    driver = {"CPU": res.driver_cpus, **({"GPU": res.driver_gpus} if res.driver_gpus else {})}
+    for key, amount in trial.driver(cfg).items():
+        driver[key] = max(driver.get(key, 0.0), amount)
+    return PlacementGroupFactory([driver, *trial.bundles(cfg)])
 
 
 def trainable(experiment: Experiment) -> Any:

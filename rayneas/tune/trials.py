@@ -7,10 +7,12 @@ named files and folders of ``run_dir`` become that step's checkpoint. A restored
 those files back in a fresh ``run_dir`` and ``resume=True``, so the kind's own
 resume logic continues it. ``bundles(cfg)`` lists the placement-group bundles
 the search's workers need besides the trial driver (scoring actors, env
-runners: Tune's placement group captures the actors a trial starts, so they
-land in these bundles); ``columns`` are the metrics of a trial's last report
-that the summary table shows. Adding a kind to ``rayneas tune`` is one
-registered function.
+runners, learners: Tune's placement group captures the actors a trial starts,
+so they land in these bundles), ``driver(cfg)`` what the kind needs in the
+trial's own bundle at least (e.g. a GPU for a learner that runs in the
+driver); ``columns`` are the metrics of a trial's last report that the
+summary table shows. Adding a kind to ``rayneas tune`` is one registered
+function.
 """
 from __future__ import annotations
 
@@ -28,21 +30,26 @@ class TrialFunction(Protocol):
     def __call__(self, cfg: Any, run_dir: Path, resume: bool, report: Report) -> dict: ...
 
 
+def _no_driver_needs(cfg: Any) -> Bundle:
+    return {}
+
+
 @dataclasses.dataclass(frozen=True)
 class Trial:
     run: TrialFunction
     bundles: Callable[[Any], list[Bundle]]
     columns: tuple[str, ...]
+    driver: Callable[[Any], Bundle] = _no_driver_needs
 
 
 _TRIALS: dict[str, Trial] = {}
 
 
-def register_trial(kind: str, bundles: Callable[[Any], list[Bundle]],
-                   columns: Sequence[str]) -> Callable[[TrialFunction], TrialFunction]:
+def register_trial(kind: str, bundles: Callable[[Any], list[Bundle]], columns: Sequence[str],
+                   driver: Callable[[Any], Bundle] = _no_driver_needs) -> Callable[[TrialFunction], TrialFunction]:
     """Register ``function`` as what a Tune trial of run kind ``kind`` runs."""
     def register(function: TrialFunction) -> TrialFunction:
-        _TRIALS[kind] = Trial(function, bundles, tuple(columns))
+        _TRIALS[kind] = Trial(function, bundles, tuple(columns), driver)
         return function
     return register
 
@@ -73,16 +80,16 @@ def tenas_trial(cfg: Any, run_dir: Path, resume: bool, report: Report) -> dict:
     return run_tenas(cfg, run_dir, resume, callbacks=[on_round])
 
 
-def _eas_bundles(cfg: Any) -> list[Bundle]:
-    """One bundle per env runner, sized by the RLlib keys that size a runner (default 1 CPU, no GPU)."""
-    rllib = cfg.controller.rllib
-    bundle = {"CPU": float(rllib.get("num_cpus_per_env_runner", 1))}
-    if rllib.get("num_gpus_per_env_runner"):
-        bundle["GPU"] = float(rllib["num_gpus_per_env_runner"])
-    return [dict(bundle) for _ in range(cfg.controller.num_env_runners)]
+def _eas_request(cfg: Any) -> tuple[Bundle, list[Bundle]]:
+    """RLlib's own request for the trial's controller: the driver's needs, then one bundle per env runner (in
+    runner order, as RLlib indexes them in the group), evaluation runner and remote learner."""
+    from rayneas.eas.search import rllib_config
+    from rayneas.rl.resources import controller_bundles
+
+    return controller_bundles(rllib_config(cfg, Path(".")))
 
 
-@register_trial("eas", bundles=_eas_bundles,
+@register_trial("eas", bundles=lambda cfg: _eas_request(cfg)[1], driver=lambda cfg: _eas_request(cfg)[0],
                 columns=("iteration", "networks_evaluated", "reward_mean", "best_reward", "best_val_acc", "best_arch"))
 def eas_trial(cfg: Any, run_dir: Path, resume: bool, report: Report) -> dict:
     """One Tune report per RLlib iteration, checkpointing the run's checkpoint folder, config and NetPool."""
