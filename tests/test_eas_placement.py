@@ -36,6 +36,7 @@ def test_each_algorithm_finishes_the_shipped_digits_config_on_two_cpus(ray_local
     assert main(["run", str(CONFIG), "--runs-dir", str(tmp_path), *_sets(overrides)]) == 0
     result = json.loads((tmp_path / "eas_digits" / "result.json").read_text())
     assert result["algorithm"] == algorithm and result["networks_evaluated"] >= 10
+    assert result["iterations"] == 1  # one iteration = networks_per_iteration children, whatever the algorithm
 
 
 def test_a_controller_that_cannot_be_placed_fails_at_once_with_one_line(ray_local, tmp_path, capsys):

@@ -78,6 +78,9 @@ def controller_config(*, algorithm: str, module: str, env_config: Mapping[str, A
         config.training(episodes_per_iteration=networks_per_iteration)
     elif algorithm == "ppo":
         config.training(train_batch_size_per_learner=batch, minibatch_size=episode_steps, num_epochs=1)
-    else:  # appo, impala: one learner update per batch of whole episodes
+    else:  # appo, impala: one learner update per batch of whole episodes, and an iteration ends after that many
+        # steps, as the others' (RLlib's asynchronous default returns from train() with whatever has arrived,
+        # often nothing: hundreds of iterations, each saving a checkpoint, for one batch of children)
         config.training(train_batch_size_per_learner=batch)
+        config.reporting(min_sample_timesteps_per_iteration=batch)
     return apply_rllib(config, rllib or {})
