@@ -2,15 +2,18 @@
 `rayneas` subprocess to kill."""
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TypeVar
+from typing import Iterator, TypeVar
 
 from rayneas.config import from_dict
 from rayneas.tenas.config import TenasConfig
@@ -106,3 +109,43 @@ def lock_table(monkeypatch, module: object, phase: str) -> dict[str, int]:
     monkeypatch.setattr(rayneas.lookup, "load_table", guarded_load)
     monkeypatch.setattr(module, phase, guarded_phase)
     return reads
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class S3:
+    bucket: str  # s3://NAME
+    env: dict[str, str]  # the standard AWS variables that point a client at the server
+
+
+@contextlib.contextmanager
+def s3_server(bucket: str = "rayneas") -> Iterator[S3]:
+    """A real S3-compatible server (moto's server mode) on a free port of 127.0.0.1, holding one bucket.
+
+    While it runs, os.environ carries the standard AWS variables (keys, region, ``AWS_ENDPOINT_URL``)
+    that point pyarrow, and so Tune and rayneas, at it; processes started meanwhile (a local Ray's
+    workers, a ``rayneas`` subprocess) inherit them.
+    """
+    import pyarrow.fs as pafs
+    import pytest
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            for key, value in env.items():
+                mp.setenv(key, value)
+            pafs.S3FileSystem(endpoint_override=f"127.0.0.1:{port}", scheme="http",
+                              allow_bucket_creation=True).create_dir(bucket)
+            yield S3(f"s3://{bucket}", env)
+    finally:
+        server.stop()
