@@ -11,11 +11,18 @@ from __future__ import annotations
 import dataclasses
 import os
 import posixpath
+import sys
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+from rayneas.errors import RayneasError
+
+
+class StorageError(RayneasError, ValueError):
+    """An output location that cannot be opened, or that the run would lose."""
 
 
 def is_uri(location: str | Path) -> bool:
@@ -101,6 +108,30 @@ def open_location(location: str | Path) -> Location:
     try:
         fs, path = pafs.FileSystem.from_uri(where)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
-        raise ValueError(f"cannot open {where!r}: {exc}; use a local path or a URI pyarrow opens "
+        raise StorageError(f"cannot open {where!r}: {exc}; use a local path or a URI pyarrow opens "
                          "(s3://bucket/path, gs://bucket/path, file:///shared/mount/path)") from exc
     return Location(fs, path)
+
+
+def check_shared(location: str | Path, option: str) -> None:
+    """Refuse, before any work, an output location the run would lose or that other nodes cannot reach.
+
+    A URI (``file://`` naming a shared mount included) is taken as shared. A
+    local path is refused on a Ray cluster of several nodes (a trial, env
+    runner or pool on another node would write to, or look for, a folder on
+    its own disk), and, when relative, inside a Ray job's unpacked working
+    directory, which Ray deletes after the job.
+    """
+    if is_uri(location):
+        return
+    fix = ("give a URI every node reaches (s3://bucket/runs, gs://bucket/runs) or a shared mount as "
+           "file:///mount/runs")
+    if not Path(location).is_absolute() and "working_dir_files" in Path.cwd().parts:
+        raise StorageError(f"{option} {location} is relative to this Ray job's working directory, which Ray deletes "
+                         f"after the job; {fix}")
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        nodes = sum(1 for node in ray.nodes() if node["Alive"])
+        if nodes > 1:
+            raise StorageError(f"{option} {location} is on one node's disk, but the Ray cluster has {nodes} nodes; "
+                             f"{fix}")
