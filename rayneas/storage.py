@@ -100,6 +100,11 @@ class Location:
         self.write_bytes(sink.getvalue().to_pybytes())
 
 
+def join(location: str | Path, name: str) -> str:
+    """``location/name`` for a local path or a URI (whose own separator is always ``/``)."""
+    return f"{str(location).rstrip('/')}/{name}" if is_uri(location) else str(Path(location) / name)
+
+
 def open_location(location: str | Path) -> Location:
     """The `Location` of a local path or URI (``s3://bucket/key?endpoint_override=...`` options included)."""
     where = resolve(location)

@@ -1,20 +1,39 @@
 """Outputs in object storage: a real S3-compatible server (moto's, on 127.0.0.1) started by the test.
 
-The NetPool of a search lives at an ``s3://`` location: Ray workers share it through its actor, and
-a new actor (a restarted search) finds every record and weights file there.
+Everything goes through the AWS variables a user would set (`helpers.s3_server`): a NetPool at an
+``s3://`` location shared by Ray workers; a run folder mirrored to S3 (`rayneas.runs.staging`), pushed
+after every save with only what changed; a TE-NAS run killed and resumed from S3 with the
+uninterrupted run's table, then plotted and exported from there; an EAS search whose run folder and
+NetPool live in S3; a Tune experiment stored in S3 interrupted and finished with ``--resume``.
 """
 from __future__ import annotations
 
+import json
+import signal
 import sys
+from pathlib import Path
 
 import pyarrow.fs as pafs
 import pytest
 import ray
+import yaml
+from ray.tune import Tuner
 
-from helpers import s3_server
+from helpers import interrupt_tune, rayneas_process, s3_server, stored_sizes, wait_for
+from rayneas.cli import main
+from rayneas.config import load_document, parse_run
 from rayneas.eas.netpool import NetPoolStore, NetRecord, call, evaluate_once, netpool_actor, netpool_name
-from rayneas.storage import open_location
+from rayneas.runs.staging import MANIFEST, Mirror
+from rayneas.storage import StorageError, check_shared, open_location
+from rayneas.tenas.search import run_tenas
+from rayneas.tune.experiment import load_experiment, trainable
 from test_netpool import ARCHS, fake_result, wait_until_gone, worker
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def read(uri: str) -> bytes:
+    return open_location(uri).read_bytes()
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +47,48 @@ def ray_s3(s3):
     """A local Ray started after the server, so that its workers inherit the AWS variables."""
     ray.cloudpickle.register_pickle_by_value(sys.modules["test_netpool"])
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield s3
+    yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
 
-def test_a_netpool_in_s3_is_shared_by_ray_workers_and_reloaded_by_a_new_actor(ray_s3):
-    location = f"{ray_s3.bucket}/netpool-test/netpool.parquet"
+def test_a_mirror_uploads_what_changed_and_a_push_cut_short_keeps_the_last_whole_checkpoint(s3, tmp_path,
+                                                                                            monkeypatch):
+    run, uri = tmp_path / "run", f"{s3.bucket}/mirror/run"
+    for rel, text in {"state.json": "1", "checkpoint/a": "a1", "checkpoint/b": "b1", "tb/events": "e1",
+                      ".state.json.tmp": "half"}.items():
+        (run / rel).parent.mkdir(parents=True, exist_ok=True)
+        (run / rel).write_text(text)
+    mirror = Mirror(uri, run)
+    uploads: list[str] = []
+    upload = Mirror._upload
+    monkeypatch.setattr(Mirror, "_upload", lambda self, rel: (uploads.append(rel), upload(self, rel)))
+    mirror.push(atomic=["checkpoint"])
+    assert sorted(uploads) == ["checkpoint/a", "checkpoint/b", "state.json", "tb/events"]  # no temporary file
+    assert read(f"{uri}/checkpoint.v1/a") == b"a1" and read(f"{uri}/state.json") == b"1"
+    uploads.clear()
+    (run / "state.json").write_text("2")
+    mirror.push(atomic=["checkpoint"])
+    assert uploads == ["state.json"]  # only what changed
+    (run / "checkpoint" / "a").write_text("a2")
+    mirror.push(atomic=["checkpoint"])
+    assert sorted(uploads[1:]) == ["checkpoint/a", "checkpoint/b"]  # the whole folder, as a new version
+    assert not open_location(f"{uri}/checkpoint.v1").exists() and read(f"{uri}/checkpoint.v2/b") == b"b1"
+
+    (run / "checkpoint" / "a").write_text("a3")  # a push killed after its first upload:
+    (run / "checkpoint" / "b").write_text("b3")
+    monkeypatch.setattr(Mirror, "_upload", lambda self, rel: (_ for _ in ()).throw(KeyboardInterrupt)
+                        if uploads.append(rel) or len(uploads) > 4 else upload(self, rel))
+    with pytest.raises(KeyboardInterrupt):
+        mirror.push(atomic=["checkpoint"])
+    copy = tmp_path / "copy"
+    assert Mirror(uri, copy).pull()
+    assert (copy / "checkpoint" / "a").read_text() == "a2" and (copy / "checkpoint" / "b").read_text() == "b1"
+    assert sorted(p.relative_to(copy).as_posix() for p in copy.rglob("*") if p.is_file()) == [
+        "checkpoint/a", "checkpoint/b", "state.json", "tb/events"]
+
+
+def test_a_netpool_in_s3_is_shared_by_ray_workers_and_reloaded_by_a_new_actor(ray_s3, s3):
+    location = f"{s3.bucket}/netpool-test/netpool.parquet"
     pool = netpool_actor(location)
     a, b = ray.get([worker.remote(ARCHS, location), worker.remote(ARCHS[::-1], location)])
     assert set(a).isdisjoint(b) and set(a) | set(b) == set(ARCHS)
@@ -46,6 +101,87 @@ def test_a_netpool_in_s3_is_shared_by_ray_workers_and_reloaded_by_a_new_actor(ra
     restarted = netpool_actor(location)
     assert sorted(r.arch for r in ray.get(restarted.records.remote())) == sorted([*ARCHS, "conv-4-3"])
     assert call(restarted, "weights", "conv-4-3", "") == b"W"
-    assert NetPoolStore(location).get("conv-4-3") == NetRecord("conv-4-3", fake_result("conv-4-3").val_accuracy,
-                                                               2, 0.5)
+    assert NetPoolStore(location).get("conv-4-3") == NetRecord("conv-4-3", 0.08, 2, 0.5)
     ray.kill(restarted)
+
+
+def tenas_doc(**changes) -> dict:
+    """configs/tune_tenas_nb201.yaml's small search, scored in the driver (so a kill is the driver's)."""
+    data = {**load_document(CONFIGS / "tune_tenas_nb201.yaml"), **changes}
+    data["scoring"] = {**data["scoring"], "num_actors": 0}
+    return data
+
+
+@pytest.fixture(scope="module")
+def tenas_reference(tmp_path_factory) -> dict:
+    """The uninterrupted local run: its state.json."""
+    run_dir = tmp_path_factory.mktemp("reference")
+    run_tenas(parse_run({k: v for k, v in tenas_doc().items() if k != "tune"})[1], run_dir)
+    return json.loads((run_dir / "state.json").read_text())
+
+
+def test_a_killed_tenas_run_resumes_from_s3_with_the_uninterrupted_table_and_plots_and_exports_there(
+        ray_s3, s3, tenas_reference, tmp_path):
+    data = tenas_doc(name="killed")
+    config = tmp_path / "small.yaml"
+    config.write_text(yaml.safe_dump(data))
+    runs, log = f"{s3.bucket}/runs", tmp_path / "log.txt"
+    args = ["run", str(config), "--runs-dir", runs]
+    proc = rayneas_process(args, ray_s3, log)
+    wait_for(lambda: stored_sizes(runs, f"killed/{MANIFEST}"), proc, "round 1's state in S3")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not json.loads(read(f"{runs}/killed/state.json"))["finished"]
+    assert main([*args, "--resume"]) == 0
+    state = json.loads(read(f"{runs}/killed/state.json"))
+    assert state["finished"] and state["candidates"] == tenas_reference["candidates"]
+    assert json.loads(read(f"{runs}/killed/result.json"))["genotype"] == state["genotype"]
+    assert main(["plot", f"{runs}/killed"]) == 0 and read(f"{runs}/killed/trajectory.png")[:4] == b"\x89PNG"
+    assert main(["export", f"{runs}/killed"]) == 0
+    assert json.loads(read(f"{runs}/killed/export/genotype.json"))["genotype"] == state["genotype"]
+
+
+def test_an_eas_search_writes_its_run_folder_and_netpool_to_s3_and_exports_from_there(ray_s3, s3, tmp_path):
+    data = {**load_document(CONFIGS / "eas_digits.yaml"), "name": "eas", "child": {"epochs": 1, "finetune_epochs": 1},
+            "budget": {"networks": 2},
+            "controller": {"algorithm": "reinforce", "networks_per_iteration": 2, "num_env_runners": 1}}
+    config = tmp_path / "eas.yaml"
+    config.write_text(yaml.safe_dump(data))
+    runs = f"{s3.bucket}/runs"
+    assert main(["run", str(config), "--runs-dir", runs]) == 0
+    run = f"{runs}/eas"
+    result = json.loads(read(f"{run}/result.json"))
+    assert open_location(f"{run}/networks.parquet").read_parquet().num_rows == result["networks_evaluated"] == 2
+    manifest = json.loads(read(f"{run}/{MANIFEST}"))
+    assert json.loads(read(f"{run}/checkpoint.v{manifest['versions']['checkpoint']}/search.json"))["iterations"] == 1
+    pool = NetPoolStore(f"{run}/netpool.parquet")  # written there directly, not through the mirror
+    assert any(r.arch == result["best"]["arch"] and pool.weights(r.arch, r.setting) for r in pool.records())
+    assert not [f for f in manifest["files"] if "netpool" in f]
+    assert main(["export", run]) == 0 and read(f"{run}/export/state_dict.pt")
+
+
+def test_an_interrupted_tune_experiment_in_s3_finishes_with_resume(ray_s3, s3, tenas_reference, tmp_path):
+    data = tenas_doc()
+    data["scoring"] = {**data["scoring"], "num_actors": 1}
+    data["tune"] = {**data["tune"], "storage_path": f"{s3.bucket}/tune", "params": {"seed": {"grid": [0]}}}
+    config = tmp_path / "tune.yaml"
+    config.write_text(yaml.safe_dump(data))
+    experiment = load_experiment(config)
+    interrupt_tune(config, ray_s3, experiment.path, "*/checkpoint_000000/state.json", "*/checkpoint_000003",
+                   tmp_path / "log.txt")
+    assert main(["tune", str(config), "--resume"]) == 0
+    (result,) = Tuner.restore(experiment.path, trainable(experiment)).get_results()
+    assert result.error is None and result.metrics["training_iteration"] == 4
+    assert result.metrics["iterations_since_restore"] < 4  # continued, not restarted
+    assert json.loads(read(f"{result.path}/run/state.json"))["candidates"] == tenas_reference["candidates"]
+
+
+def test_a_node_local_output_fails_before_any_work_on_several_nodes_or_in_a_job(tmp_path, monkeypatch):
+    job = tmp_path / "runtime_resources" / "working_dir_files" / "_ray_pkg_1"
+    job.mkdir(parents=True)
+    monkeypatch.chdir(job)
+    with pytest.raises(StorageError, match=r"^--runs-dir runs is relative to this Ray job's working directory, "
+                                           r"which Ray deletes after the job; give a URI"):
+        check_shared("runs", "--runs-dir")
+    check_shared(str(tmp_path / "runs"), "--runs-dir")  # absolute: stays
+    check_shared("s3://bucket/runs", "--runs-dir")

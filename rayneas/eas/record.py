@@ -60,6 +60,8 @@ def _settings(cfg: EASConfig) -> dict[str, Any]:
 class EASRunStore(RunFolder):
     """Reads and writes the files of one EAS run folder."""
 
+    WHOLE = (CHECKPOINT,)
+
     @property
     def checkpoint(self) -> Path:
         return self.dir / CHECKPOINT
@@ -110,6 +112,7 @@ class EASRunStore(RunFolder):
         os.replace(tmp, self.checkpoint)
         shutil.rmtree(old, ignore_errors=True)
         write_parquet_atomic(self.dir / NETWORKS, table)
+        self.saved()
 
 
 def load_config(run_dir: Path) -> EASConfig:
