@@ -9,9 +9,10 @@ NetPool live in S3; a Tune experiment stored in S3 interrupted and finished with
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
 import sys
-from pathlib import Path
 
 import pyarrow.fs as pafs
 import pytest
@@ -24,12 +25,14 @@ from rayneas.cli import main
 from rayneas.config import load_document, parse_run
 from rayneas.eas.netpool import NetPoolStore, NetRecord, call, evaluate_once, netpool_actor, netpool_name
 from rayneas.runs.staging import MANIFEST, Mirror
-from rayneas.storage import StorageError, check_shared, open_location
+from rayneas.storage import Location, StorageError, check_shared, open_location
 from rayneas.tenas.search import run_tenas
+from rayneas.spaces import nb201
 from rayneas.tune.experiment import load_experiment, trainable
+from test_cluster import BIN, CLUSTER, ROOT, head  # noqa: F401 (head: the job test's fixture)
 from test_netpool import ARCHS, fake_result, wait_until_gone, worker
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = ROOT / "configs"
 
 
 def read(uri: str) -> bytes:
@@ -85,6 +88,23 @@ def test_a_mirror_uploads_what_changed_and_a_push_cut_short_keeps_the_last_whole
     assert (copy / "checkpoint" / "a").read_text() == "a2" and (copy / "checkpoint" / "b").read_text() == "b1"
     assert sorted(p.relative_to(copy).as_posix() for p in copy.rglob("*") if p.is_file()) == [
         "checkpoint/a", "checkpoint/b", "state.json", "tb/events"]
+
+
+def test_a_local_runs_dir_on_a_cluster_of_several_nodes_fails_before_any_work(tmp_path):
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)
+    try:
+        runs, log = tmp_path / "runs", tmp_path / "log.txt"
+        args = ["run", str(CONFIGS / "tune_tenas_nb201.yaml"), "--runs-dir", str(runs)]
+        assert rayneas_process(args, cluster.address, log).wait(timeout=300) == 2
+        assert (f"rayneas: error: --runs-dir {runs} is on one node's disk, but the Ray cluster has 2 nodes; give a URI "
+                "every node reaches (s3://bucket/runs, gs://bucket/runs) or a shared mount as file:///mount/runs"
+                in log.read_text())
+        assert not runs.exists()  # nothing was started
+    finally:
+        cluster.shutdown()
 
 
 def test_a_netpool_in_s3_is_shared_by_ray_workers_and_reloaded_by_a_new_actor(ray_s3, s3):
@@ -162,7 +182,6 @@ def test_an_eas_search_writes_its_run_folder_and_netpool_to_s3_and_exports_from_
 
 def test_an_interrupted_tune_experiment_in_s3_finishes_with_resume(ray_s3, s3, tenas_reference, tmp_path):
     data = tenas_doc()
-    data["scoring"] = {**data["scoring"], "num_actors": 1}
     data["tune"] = {**data["tune"], "storage_path": f"{s3.bucket}/tune", "params": {"seed": {"grid": [0]}}}
     config = tmp_path / "tune.yaml"
     config.write_text(yaml.safe_dump(data))
@@ -173,10 +192,11 @@ def test_an_interrupted_tune_experiment_in_s3_finishes_with_resume(ray_s3, s3, t
     (result,) = Tuner.restore(experiment.path, trainable(experiment)).get_results()
     assert result.error is None and result.metrics["training_iteration"] == 4
     assert result.metrics["iterations_since_restore"] < 4  # continued, not restarted
-    assert json.loads(read(f"{result.path}/run/state.json"))["candidates"] == tenas_reference["candidates"]
+    state = Location(result.filesystem, f"{result.path}/run/state.json").read_bytes()  # Tune's path has no scheme
+    assert json.loads(state)["candidates"] == tenas_reference["candidates"]
 
 
-def test_a_node_local_output_fails_before_any_work_on_several_nodes_or_in_a_job(tmp_path, monkeypatch):
+def test_a_relative_output_inside_a_ray_job_fails_and_an_absolute_path_or_uri_passes(tmp_path, monkeypatch):
     job = tmp_path / "runtime_resources" / "working_dir_files" / "_ray_pkg_1"
     job.mkdir(parents=True)
     monkeypatch.chdir(job)
@@ -185,3 +205,22 @@ def test_a_node_local_output_fails_before_any_work_on_several_nodes_or_in_a_job(
         check_shared("runs", "--runs-dir")
     check_shared(str(tmp_path / "runs"), "--runs-dir")  # absolute: stays
     check_shared("s3://bucket/runs", "--runs-dir")
+
+
+def test_a_job_submitted_as_docs_storage_says_leaves_its_result_in_s3(head, s3, tmp_path):  # noqa: F811
+    """docs/storage.md's example to the letter: the S3 settings in a copy of the runtime env, the output a URI."""
+    runtime_env = yaml.safe_load((CLUSTER / "runtime_env.yaml").read_text())
+    runtime_env["env_vars"].update(s3.env)
+    (tmp_path / "runtime_env_s3.yaml").write_text(yaml.safe_dump(runtime_env))
+    address = head.get_address()
+    command = [str(BIN / "ray"), "job", "submit", "--address", address, "--working-dir", ".",
+               "--runtime-env", str(tmp_path / "runtime_env_s3.yaml"), "--",
+               "rayneas", "run", "configs/tune_tenas_nb201.yaml", "--set", "name=job",
+               "--runs-dir", f"{s3.bucket}/jobs"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "RAY_ADDRESS"}
+    done = subprocess.run(command, cwd=ROOT, env={**env, "PATH": f"{BIN}{os.pathsep}{env['PATH']}"},
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    result = json.loads(read(f"{s3.bucket}/jobs/job/result.json"))  # read back here, after the job
+    nb201.parse(result["genotype"])
+    assert f'"run_dir": "{s3.bucket}/jobs/job"' in done.stdout
