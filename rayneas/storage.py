@@ -78,9 +78,9 @@ class Location:
     def write_bytes(self, data: bytes) -> None:
         """Write the whole file at once: a reader never sees half of it (a rename on a local disk; object
         stores make a single upload visible only when it completes)."""
-        self.fs.create_dir(posixpath.dirname(self.path), recursive=True)
         target = self
-        if self.local:  # the pid keeps two processes writing the same file from sharing one temporary file
+        if self.local:  # object stores need no folders; the pid keeps two writers off one temporary file
+            self.fs.create_dir(posixpath.dirname(self.path), recursive=True)
             target = self.sibling(f".{self.name}.{os.getpid()}.tmp")
         try:
             with self.fs.open_output_stream(target.path) as stream:
