@@ -27,13 +27,19 @@ from rayneas.eas.netpool import call, connect
 from rayneas.eas.record import EASRunStore, EASState, best_key
 from rayneas.eas.report import Board, IterationCallback, IterationReport, Progress, controller_scalars, plot_rewards
 from rayneas.eas.train import accuracy
+from rayneas.runs.staging import remote_of
+from rayneas.storage import resolve
 
 NETPOOL = "netpool.parquet"
 
 
-def netpool_path(cfg: EASConfig, run_dir: Path) -> Path:
-    """The config's NetPool file, else one inside the run folder (so --resume and export find the weights)."""
-    return Path(cfg.netpool) if cfg.netpool is not None else Path(run_dir) / NETPOOL
+def netpool_path(cfg: EASConfig, run_dir: Path) -> str:
+    """The config's NetPool location, else one inside the run folder (so --resume and export find the weights):
+    for a run folder at a URI, there directly (the pool only appends files, each written once)."""
+    if cfg.netpool is not None:
+        return resolve(cfg.netpool)
+    remote = remote_of(run_dir)
+    return f"{remote}/{NETPOOL}" if remote is not None else resolve(Path(run_dir) / NETPOOL)
 
 
 def trained_network(cfg: EASConfig, run_dir: Path, arch: str) -> tuple[nn.Module, ChildEvaluator]:

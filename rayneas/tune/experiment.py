@@ -136,6 +136,9 @@ def build_tuner(experiment: Experiment) -> Tuner:
 
 def run_experiment(experiment: Experiment, resume: bool = False) -> ResultGrid:
     """Run the sweep, or (``resume``) restore the interrupted experiment and finish it."""
+    prepare = trial_for(experiment.kind).prepare
+    if prepare is not None:
+        experiment = dataclasses.replace(experiment, document=prepare(experiment.document, experiment.path))
     exists = Tuner.can_restore(experiment.path)
     if resume and not exists:
         raise ConfigError(f"cannot resume: no Tune experiment at {experiment.path}; run without --resume to start")

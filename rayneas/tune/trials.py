@@ -11,7 +11,9 @@ runners, learners: Tune's placement group captures the actors a trial starts,
 so they land in these bundles), ``driver(cfg)`` what the kind needs in the
 trial's own bundle at least (e.g. a GPU for a learner that runs in the
 driver); ``columns`` are the metrics of a trial's last report that the
-summary table shows. Adding a kind to ``rayneas tune`` is one registered
+summary table shows; ``prepare``, if given, runs once in the experiment's
+driver before any trial, sets up what the trials share and returns the config
+document they get. Adding a kind to ``rayneas tune`` is one registered
 function.
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ from rayneas.config import ConfigError
 
 Report = Callable[[Mapping[str, Any], Sequence[str]], None]
 Bundle = dict[str, float]
+Prepare = Callable[[dict, str], dict]  # (config document, experiment path) -> the trials' document
 
 
 class TrialFunction(Protocol):
@@ -40,16 +43,18 @@ class Trial:
     bundles: Callable[[Any], list[Bundle]]
     columns: tuple[str, ...]
     driver: Callable[[Any], Bundle] = _no_driver_needs
+    prepare: Prepare | None = None
 
 
 _TRIALS: dict[str, Trial] = {}
 
 
 def register_trial(kind: str, bundles: Callable[[Any], list[Bundle]], columns: Sequence[str],
-                   driver: Callable[[Any], Bundle] = _no_driver_needs) -> Callable[[TrialFunction], TrialFunction]:
+                   driver: Callable[[Any], Bundle] = _no_driver_needs,
+                   prepare: Prepare | None = None) -> Callable[[TrialFunction], TrialFunction]:
     """Register ``function`` as what a Tune trial of run kind ``kind`` runs."""
     def register(function: TrialFunction) -> TrialFunction:
-        _TRIALS[kind] = Trial(function, bundles, tuple(columns), driver)
+        _TRIALS[kind] = Trial(function, bundles, tuple(columns), driver, prepare)
         return function
     return register
 
@@ -89,20 +94,37 @@ def _eas_request(cfg: Any) -> tuple[Bundle, list[Bundle]]:
     return controller_bundles(rllib_config(cfg, Path(".")))
 
 
+def _eas_shared_pool(document: dict, experiment_path: str) -> dict:
+    """One NetPool for the whole experiment (the config's ``netpool``, else ``netpool.parquet`` in the
+    experiment's storage), its actor owned by the experiment's driver so that it outlives every trial.
+
+    Its files are written once, as each child is trained, straight to that storage, so no checkpoint
+    carries (or uploads again) the pool's ever-growing weights; a restored trial, or one that PBT restarts
+    from another trial's checkpoint, finds every child already trained (records are keyed by setting, so
+    trials with other child settings never share one).
+    """
+    from rayneas.eas.netpool import netpool_actor
+    from rayneas.eas.search import NETPOOL
+    from rayneas.scoring import ensure_ray
+    from rayneas.storage import resolve
+
+    location = resolve(document.get("netpool") or f"{experiment_path}/{NETPOOL}")
+    ensure_ray()
+    netpool_actor(location)
+    return {**document, "netpool": location}
+
+
 @register_trial("eas", bundles=lambda cfg: _eas_request(cfg)[1], driver=lambda cfg: _eas_request(cfg)[0],
+                prepare=_eas_shared_pool,
                 columns=("iteration", "networks_evaluated", "reward_mean", "best_reward", "best_val_acc", "best_arch"))
 def eas_trial(cfg: Any, run_dir: Path, resume: bool, report: Report) -> dict:
-    """One Tune report per RLlib iteration, checkpointing the run's checkpoint folder, config and NetPool."""
+    """One Tune report per RLlib iteration, checkpointing the run's checkpoint folder and config (the NetPool
+    lives in the experiment's storage, `_eas_shared_pool`)."""
     from rayneas.eas.record import CHECKPOINT, CONFIG
     from rayneas.eas.report import IterationReport
-    from rayneas.eas.search import netpool_path, run_eas
-
-    pool = netpool_path(cfg, run_dir)
-    # The NetPool travels with the checkpoint when it lives in the run folder: a restored trial then
-    # neither retrains its children nor loses the weights of the best one.
-    kept = [CHECKPOINT, CONFIG] + ([pool.name, f"{pool.stem}.weights"] if pool.parent == run_dir else [])
+    from rayneas.eas.search import run_eas
 
     def on_iteration(iteration: IterationReport) -> None:
-        report(iteration.metrics(), [name for name in kept if (run_dir / name).exists()])
+        report(iteration.metrics(), [CHECKPOINT, CONFIG])
 
     return run_eas(cfg, run_dir, resume, callbacks=[on_iteration])

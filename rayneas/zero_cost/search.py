@@ -145,6 +145,7 @@ class CellStore(RunFolder):
         write_parquet_atomic(self.dir / CELLS, pa.Table.from_pylist(ordered, schema=self.schema))
         state = read_json(self.dir / STATE)
         write_json_atomic(self.dir / STATE, {**state, "elapsed_s": elapsed_s})
+        self.saved()
 
 
 def _score_cells(pool: ScorerPool, tasks: list[ScoreTask], on_result: Callable[[int, Score], None]) -> None:
