@@ -59,6 +59,8 @@ class ScoringConfig:
     num_cpus_per_actor: float = spec(1.0, gt=0)
     threads_per_actor: int = spec(1, ge=1, doc="torch threads in each actor (and in the serial path)")
     max_retries: int = spec(3, ge=0, doc="times a task is retried on a restarted actor after the actor dies")
+    in_flight_per_actor: int = spec(2, ge=1, doc="tasks queued in each actor at once, so it never waits for the "
+                                                 "driver between tasks; 1: one at a time (same numbers)")
     autoscaling: bool = spec(False, doc="the cluster adds nodes on demand (cluster launcher, KubeRay): a pool "
                                         "larger than today's nodes warns and waits instead of failing")
 
