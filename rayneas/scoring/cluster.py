@@ -44,6 +44,11 @@ def ensure_ray(num_cpus: int | None = None, num_gpus: float | None = None, *, ad
     return ray.cluster_resources()
 
 
+def alive_nodes() -> list[Mapping[str, float]]:
+    """The resources of each node alive now: Ray keeps listing a node that left, marked not alive."""
+    return [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+
+
 def actors_that_fit(nodes: Iterable[Mapping[str, float]], num_cpus: float, num_gpus: float) -> float:
     """How many actors of (num_cpus, num_gpus) the nodes hold at once; ``inf`` when they need nothing.
 
@@ -74,7 +79,7 @@ def check_fits(num_actors: int, num_cpus: float, num_gpus: float, *, autoscaling
     for a cluster-launcher or KubeRay cluster) a shortfall is logged as a
     warning and the actors wait for the nodes the autoscaler adds.
     """
-    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+    nodes = alive_nodes()
     room = actors_that_fit(nodes, num_cpus, num_gpus)
     if room < num_actors:
         have = _total(nodes)

@@ -26,7 +26,7 @@ import dataclasses
 import functools
 import logging
 import reprlib
-from collections import deque
+from collections import Counter, deque
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import ray
@@ -35,7 +35,7 @@ from ray.exceptions import RayActorError, RayTaskError
 from ray.util.placement_group import get_current_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from rayneas.scoring.cluster import check_fits
+from rayneas.scoring.cluster import actors_that_fit, alive_nodes, check_fits
 from rayneas.scoring.actor import ActorPlacement, RemoteScoringActor
 from rayneas.scoring.host import DEVICE_KEY, Scorer, ScorerHost, select_device
 
@@ -76,7 +76,6 @@ class _Flight(NamedTuple):
     """A task sent to an actor; ``actor`` is the handle it went to, which tells a replaced actor's calls apart."""
 
     index: int
-    slot: int
     actor: Any
 
 
@@ -87,7 +86,7 @@ class _Round:
     tasks: list[Any]
     pending: deque[int]  # task indices not sent yet, retries first
     failures: list[int]  # per task: actors lost while running it
-    loads: list[int]  # per actor slot: calls sent and not yet received
+    loads: Counter = dataclasses.field(default_factory=Counter)  # per actor: calls sent, not yet received
     flights: dict[ray.ObjectRef, _Flight] = dataclasses.field(default_factory=dict)  # in the order sent
     results: dict[int, Any] = dataclasses.field(default_factory=dict)
 
@@ -138,6 +137,8 @@ class ScorerPool:
         self.max_retries = max_retries
         self.in_flight = in_flight_per_actor
         self.progress = progress
+        self._size, self._autoscaling = num_actors, autoscaling
+        self._per_actor = (num_cpus_per_actor, num_gpus_per_actor)
         self._actors: list[Any] = []
         self._host: ScorerHost | None = None
         self._shared_ref: ray.ObjectRef | None = None
@@ -177,7 +178,7 @@ class ScorerPool:
         tasks = list(tasks)
         self._on_result = on_result
         try:
-            return self._score_actors(tasks) if self._actors else self._score_serial(tasks)
+            return self._score_actors(tasks) if self._size else self._score_serial(tasks)
         finally:
             self._on_result = None
 
@@ -222,7 +223,8 @@ class ScorerPool:
             torch.set_num_threads(previous)
 
     def _score_actors(self, tasks: list[Any]) -> list[Any]:
-        run = _Round(tasks, deque(range(len(tasks))), [0] * len(tasks), [0] * len(self._actors))
+        self._top_up()
+        run = _Round(tasks, deque(range(len(tasks))), [0] * len(tasks))
         try:
             while len(run.results) < len(tasks):
                 self._send(run)
@@ -243,14 +245,13 @@ class ScorerPool:
         """Top the actors up, least loaded first: an idle actor always gets a task, a busy one a queued
         task (up to ``in_flight_per_actor``) only while more tasks wait than there are actors, so that
         near the end no task waits behind another actor's while an actor is idle."""
-        actors = len(self._actors)
         while run.pending:
-            slot = min(range(actors), key=run.loads.__getitem__)
-            if run.loads[slot] >= (self.in_flight if len(run.pending) > actors else 1):
+            actor = min(self._actors, key=run.loads.__getitem__)
+            if run.loads[actor] >= (self.in_flight if len(run.pending) > len(self._actors) else 1):
                 return
-            index, actor = run.pending.popleft(), self._actors[slot]
-            run.flights[actor.score.remote(run.tasks[index])] = _Flight(index, slot, actor)
-            run.loads[slot] += 1
+            index = run.pending.popleft()
+            run.flights[actor.score.remote(run.tasks[index])] = _Flight(index, actor)
+            run.loads[actor] += 1
 
     def _receive(self, run: _Round, ref: ray.ObjectRef) -> None:
         try:
@@ -277,7 +278,7 @@ class ScorerPool:
 
     def _accept(self, run: _Round, ref: ray.ObjectRef, value: Any) -> None:
         flight = run.flights.pop(ref)
-        run.loads[flight.slot] -= 1
+        run.loads[flight.actor] -= 1
         run.results[flight.index] = value
         self._deliver(flight.index, value, len(run.results), len(run.tasks))
 
@@ -290,16 +291,16 @@ class ScorerPool:
         after finishing it, before its result left), and the ones queued
         behind it never started.
         """
-        self._replace(flight.slot)
+        self._replace(flight.actor)
         lost: list[int] = []
         for ref in [ref for ref, other in run.flights.items() if other.actor is flight.actor]:
             try:
                 value = self._value(run, ref)
             except RayActorError:
                 lost.append(run.flights.pop(ref).index)
-                run.loads[flight.slot] -= 1
             else:
                 self._accept(run, ref, value)
+        del run.loads[flight.actor]
         first = lost[0]
         run.failures[first] += 1
         what = _describe(first, len(run.tasks), run.tasks[first])
@@ -311,7 +312,39 @@ class ScorerPool:
                     f" and the {len(lost) - 1} task(s) queued behind it" if len(lost) > 1 else "")
         run.pending.extendleft(reversed(lost))
 
-    def _replace(self, slot: int) -> None:
-        """A fresh actor for a lost one (calls on it queue until it has started): the pool stays usable."""
-        ray.kill(self._actors[slot], no_restart=True)
-        self._actors[slot] = self._new_actor()
+    def _replace(self, lost: Any) -> None:
+        """Kill a lost actor for good and start a fresh one (calls to it wait until it has started).
+
+        When the nodes alive no longer hold as many actors (a node left a
+        cluster that does not autoscale), a fresh one could never start and
+        the tasks sent to it would wait forever: scoring goes on with the
+        others instead, and `_top_up` restores the number at the next `score`
+        call if nodes are back.
+        """
+        ray.kill(lost, no_restart=True)
+        slot = self._actors.index(lost)
+        if self._autoscaling or self._room() >= len(self._actors):
+            self._actors[slot] = self._new_actor()
+            return
+        del self._actors[slot]
+        if not self._actors:
+            raise ScoringError(self._no_room())
+        log.warning("scoring actor lost with its node, and the nodes alive hold only %d such actors: scoring goes "
+                    "on with %d of %d", self._room(), len(self._actors), self._size)
+
+    def _top_up(self) -> None:
+        """Start the actors that `_replace` let go, as far as the nodes alive hold them."""
+        missing = self._size - len(self._actors)
+        if missing > 0:
+            room = self._size if self._autoscaling else int(min(self._size, self._room()))
+            self._actors += [self._new_actor() for _ in range(room - len(self._actors))]
+            if not self._actors:
+                raise ScoringError(self._no_room())
+
+    def _room(self) -> float:
+        return actors_that_fit(alive_nodes(), *self._per_actor)
+
+    def _no_room(self) -> str:
+        cpus, gpus = self._per_actor
+        return (f"no node alive in the Ray cluster can hold a scoring actor of {cpus:g} CPU + {gpus:g} GPU any more "
+                "(nodes left); add nodes, or set scoring.autoscaling: true on a cluster that adds them on demand")
