@@ -58,52 +58,56 @@ def two_workers(cluster):
     return cluster
 
 
-def _watching_pool(cluster: Cluster, seen: list[list[str]], remove_after: int | None = None) -> type[ScorerPool]:
-    """The search's pool, recording its actors' nodes at the first result (and again at the end), and
-    removing the worker node of its first actor after ``remove_after`` results of the first round."""
+def _watching_pool(cluster: Cluster, rounds: list[list[str]], removed: list[str],
+                   remove_after: int | None = None) -> type[ScorerPool]:
+    """The search's pool, recording its actors' nodes after each round and, with ``remove_after``,
+    removing the worker node of its first actor once that many results of the first round are in."""
 
     class WatchingPool(ScorerPool):
+        def score(self, tasks, on_result=None):
+            results = super().score(tasks, on_result)
+            rounds.append([p.node_id for p in self.placements()])
+            return results
+
         def _report(self, done: int, total: int) -> None:
-            if not seen:
-                seen.append([p.node_id for p in self.placements()])
-                if remove_after is not None:
-                    seen.append([])  # the node removed, once
-            if remove_after is not None and done == remove_after and not seen[1]:
-                (node,) = [n for n in cluster.worker_nodes if n.node_id == seen[0][0]]
-                seen[1].append(node.node_id)
+            if done == remove_after and not removed:
+                node_id = ray.get(self._actors[0].placement.remote()).node_id
+                (node,) = [n for n in cluster.worker_nodes if n.node_id == node_id]
+                removed.append(node_id)
                 cluster.remove_node(node)
             super()._report(done, total)
-
-        def shutdown(self) -> None:
-            seen.append([p.node_id for p in self.placements()])
-            super().shutdown()
 
     return WatchingPool
 
 
 def test_scoring_actors_spread_over_the_worker_nodes(reference, two_workers, tmp_path, monkeypatch):
-    seen: list[list[str]] = []
-    monkeypatch.setattr(search, "ScorerPool", _watching_pool(two_workers, seen))
+    rounds: list[list[str]] = []
+    monkeypatch.setattr(search, "ScorerPool", _watching_pool(two_workers, rounds, []))
     summary = run_tenas(tiny(scoring={"num_actors": 2}), tmp_path)
     workers = {node.node_id for node in two_workers.worker_nodes}
-    assert set(seen[0]) == workers  # one actor on each worker node
+    assert len(rounds) == 4 and all(len(nodes) == 2 and set(nodes) == workers for nodes in rounds)
     assert summary["genotype"] == reference["genotype"] and candidates(tmp_path) == reference["candidates"]
 
 
-@pytest.mark.parametrize("cpus_per_actor, actors_at_end", [(1, 2), (WORKER_CPUS, 1)])
+@pytest.mark.parametrize("cpus_per_actor, actors_at_end, logged", [
+    (1, 2, "scoring actor lost on task"),
+    (WORKER_CPUS, 1, "the nodes alive hold only 1 such actors: scoring goes on with 1 of 2"),
+], ids=["started-again-elsewhere", "goes-on-with-one"])
 def test_worker_node_removed_mid_round_gives_the_uninterrupted_table(reference, two_workers, tmp_path, monkeypatch,
-                                                                     caplog, cpus_per_actor, actors_at_end):
+                                                                     caplog, cpus_per_actor, actors_at_end, logged):
     """1-CPU actors: the lost actor is started again on the other worker. Actors of a whole worker
     each: the one worker left holds one, so the search goes on with one actor instead of waiting for
     an actor that could never start."""
-    seen: list[list[str]] = []
-    monkeypatch.setattr(search, "ScorerPool", _watching_pool(two_workers, seen, remove_after=3))
+    rounds: list[list[str]] = []
+    removed: list[str] = []
+    monkeypatch.setattr(search, "ScorerPool", _watching_pool(two_workers, rounds, removed, remove_after=3))
     with caplog.at_level(logging.WARNING, logger="rayneas.scoring.pool"):
         summary = run_tenas(tiny(scoring={"num_actors": 2, "num_cpus_per_actor": cpus_per_actor}), tmp_path)
-    _, (removed,), last = seen
-    assert removed not in last  # the removed node's actor was started again elsewhere, or not at all
-    assert len(last) == actors_at_end and set(last) == {two_workers.worker_nodes.copy().pop().node_id}
-    assert "scoring actor lost" in caplog.text
+    (left,) = [node.node_id for node in two_workers.worker_nodes]
+    assert len(removed) == 1 and removed[0] != left
+    # from the round of the removal on: the actors the one worker left holds, all on it
+    assert len(rounds) == 4 and all(nodes == [left] * actors_at_end for nodes in rounds)
+    assert logged in caplog.text
     assert summary["genotype"] == reference["genotype"] and candidates(tmp_path) == reference["candidates"]
 
 

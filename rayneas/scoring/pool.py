@@ -102,8 +102,9 @@ class ScorerPool:
     ``num_gpus_per_actor > 0`` and torch sees one). Ray must be running
     (`ensure_ray`) for ``num_actors > 0``. ``progress(done, total)`` is called
     as each result arrives; the attribute may be swapped between calls.
-    ``autoscaling``: see `check_fits`. ``in_flight_per_actor``: tasks queued
-    in each actor at once (1: the next task leaves only when a result is back).
+    ``autoscaling``: see `check_fits`. ``in_flight_per_actor`` (the attribute
+    ``in_flight``, which may be changed between calls): tasks queued in each
+    actor at once (1: an actor's next task leaves only when its result is back).
     The actors are spread over the cluster's nodes (Ray's ``SPREAD``
     strategy); built inside a placement group (a Tune trial), they are placed in
     that group's bundles instead, not beside it.
@@ -164,6 +165,7 @@ class ScorerPool:
 
     @property
     def num_actors(self) -> int:
+        """Actors now: fewer than asked for while lost nodes leave no room for them (see `_replace`)."""
         return len(self._actors)
 
     def score(self, tasks: Sequence[Any], on_result: Callable[[int, Any], None] | None = None) -> list[Any]:
@@ -307,7 +309,7 @@ class ScorerPool:
         if run.failures[first] > self.max_retries:
             raise ScoringError(f"{what} lost its actor {run.failures[first]} times (max_retries={self.max_retries}); "
                                f"last error: {err}") from err
-        log.warning("scoring actor lost on %s (failure %d of at most %d); replaced it, retrying it%s",
+        log.warning("scoring actor lost on %s (failure %d of at most %d); retrying it%s",
                     what, run.failures[first], self.max_retries + 1,
                     f" and the {len(lost) - 1} task(s) queued behind it" if len(lost) > 1 else "")
         run.pending.extendleft(reversed(lost))
