@@ -54,6 +54,8 @@ class SupernetConfig:
 
 @dataclasses.dataclass
 class ScoringConfig:
+    """`ScorerPool`'s keyword arguments, by the same names (a search passes them on as they are)."""
+
     num_actors: int = spec(2, ge=0, doc="Ray actors scoring candidates; 0 scores in this process")
     num_gpus_per_actor: float = spec(0.0, ge=0, doc="GPU share per actor (0.5 puts two actors on a GPU)")
     num_cpus_per_actor: float = spec(1.0, gt=0)
