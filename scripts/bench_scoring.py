@@ -23,7 +23,8 @@ seconds it used. The table gives, per setting:
 - gap: the mean time an actor sat between the end of one task and the start of
   its next (the round trip that a queued task hides);
 - cores busy: CPU seconds over wall;
-- speed-up 1→2: 1-actor wall over 2-actor wall, best against best.
+- speed-up 1→2: 1-actor wall over 2-actor wall, best against best; below the
+  table, the median of the ratios within each trial, for actors and in flight.
 
 All four settings must give bit-identical scores: the script says so, and
 exits with status 1 if they do not. Torch threads per actor: ``--threads``.
@@ -177,14 +178,20 @@ def report(work: Workload, timings: dict[tuple[int, int], list[Timing]]) -> bool
             speedup = best[1, in_flight].wall / t.wall
             print(f"| {in_flight} | {actors} | {t.wall:.2f} s | {1000 * (t.wall * actors - t.busy) / n:.1f} ms | "
                   f"{1000 * t.gap:.1f} ms | {t.cpu / t.wall:.2f} | {'' if actors == 1 else f'{speedup:.2f}×'} |")
+    for in_flight in IN_FLIGHT:
+        _paired(f"{in_flight} in flight: speed-up of 2 actors over 1", timings[1, in_flight], timings[2, in_flight])
     for actors in ACTORS:
-        ratios = [one.wall / two.wall for one, two in zip(timings[actors, 1], timings[actors, 2])]
-        print(f"{actors} actor(s): speed-up of 2 in flight over 1 (wall with 1 / wall with 2), per trial: "
-              f"{', '.join(f'{r:.3f}' for r in ratios)}")
+        _paired(f"{actors} actor(s): speed-up of 2 in flight over 1", timings[actors, 1], timings[actors, 2])
     reference = pickle.dumps(timings[1, 1][0].scores)  # bytes: every float bit, NaN and inf included
     same = all(pickle.dumps(t.scores) == reference for runs in timings.values() for t in runs)
     print(f"scores bit-identical over 1/2 actors x 1/2 in flight (every trial): {same}")
     return same
+
+
+def _paired(what: str, before: list[Timing], after: list[Timing]) -> None:
+    """Ratios of runs made side by side in the same trial: what load from other processes disturbs least."""
+    ratios = [one.wall / two.wall for one, two in zip(before, after)]
+    print(f"{what}: median {statistics.median(ratios):.3f} (per trial: {', '.join(f'{r:.3f}' for r in ratios)})")
 
 
 def on_device(device: str, work: Workload, deterministic: bool) -> list[Timing]:
