@@ -53,6 +53,11 @@ def ensure_ray(num_cpus: int | None = None, num_gpus: float | None = None, *, ad
     return ray.cluster_resources()
 
 
+def alive_nodes() -> list[Mapping[str, float]]:
+    """The resources of each node alive now: Ray keeps listing a node that left, marked not alive."""
+    return [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+
+
 def actors_that_fit(nodes: Iterable[Mapping[str, float]], num_cpus: float, num_gpus: float) -> float:
     """How many actors of (num_cpus, num_gpus) the nodes hold at once; ``inf`` when they need nothing.
 
@@ -83,7 +88,7 @@ def check_fits(num_actors: int, num_cpus: float, num_gpus: float, *, autoscaling
     for a cluster-launcher or KubeRay cluster) a shortfall is logged as a
     warning and the actors wait for the nodes the autoscaler adds.
     """
-    nodes = _alive_nodes()
+    nodes = alive_nodes()
     room = actors_that_fit(nodes, num_cpus, num_gpus)
     if room < num_actors:
         problem = (f"ScorerPool asks for {num_actors} actors of {num_cpus:g} CPU + {num_gpus:g} GPU each, "
@@ -138,7 +143,7 @@ def check_placeable(what: str, bundles: list[Bundle], fix: str, setting: str, *,
     ``setting`` the config key that marks an autoscaling cluster; with
     ``autoscaling`` a shortfall is a warning, as in `check_fits`.
     """
-    nodes = _alive_nodes()
+    nodes = alive_nodes()
     room = bundles_that_fit(nodes, bundles)
     if room < len(bundles):
         need = _total(bundles)
@@ -154,9 +159,6 @@ def _shortfall(problem: str, fix: str, setting: str, autoscaling: bool) -> None:
     raise PlacementError(f"{problem}; {fix}, start Ray with more resources, or set {setting}: true on a cluster "
                          "that adds nodes on demand")
 
-
-def _alive_nodes() -> list[Mapping[str, float]]:
-    return [node["Resources"] for node in ray.nodes() if node.get("Alive")]
 
 
 def _describe(nodes: list[Mapping[str, float]]) -> str:
