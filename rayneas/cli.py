@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Sequence
 from rayneas.config import load_run
 from rayneas.errors import RayneasError
 from rayneas.lookup import lookup
+from rayneas.quiet import quiet
 from rayneas.spaces import nb201
 from rayneas.spaces.common import count_parameters
 
@@ -90,47 +92,57 @@ def _export(run_dir: Path, out: Path | None) -> None:
         print(export_run(run_dir, out))
 
 
+VERBOSE_HELP = "also show Ray's and RLlib's log lines (by default only the search's own output)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rayneas", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
+    # The same flag after the command (`rayneas run CONFIG --verbose`); SUPPRESS keeps one given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
+    command = functools.partial(sub.add_parser, parents=[common])
 
-    run = sub.add_parser("run", help="run a search from a YAML config")
+    run = command("run", help="run a search from a YAML config")
     run.add_argument("config")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config key, e.g. --set seed=7 --set scoring.num_actors=2")
     run.add_argument("--resume", action="store_true", help="continue the run in runs/<name>/ where it stopped")
     run.add_argument("--runs-dir", default="runs")
 
-    tun = sub.add_parser("tune", help="sweep the keys a config's tune: block names, as a Ray Tune experiment")
+    tun = command("tune", help="sweep the keys a config's tune: block names, as a Ray Tune experiment")
     tun.add_argument("config")
     tun.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config key, e.g. --set tune.num_samples=2")
     tun.add_argument("--resume", action="store_true", help="restore the interrupted experiment and finish it")
 
-    look = sub.add_parser("lookup", help="trained accuracies of a NAS-Bench-201 cell (string or index)")
+    look = command("lookup", help="trained accuracies of a NAS-Bench-201 cell (string or index)")
     look.add_argument("arch")
     look.add_argument("--csv", default=None, help="accuracy CSV (default: $RAYNEAS_NB201_CSV, else bundled)")
 
-    desc = sub.add_parser("describe", help="build a NAS-Bench-201 network and count its parameters")
+    desc = command("describe", help="build a NAS-Bench-201 network and count its parameters")
     desc.add_argument("arch")
     desc.add_argument("--C", type=int, default=16)
     desc.add_argument("--N", type=int, default=5)
     desc.add_argument("--num-classes", type=int, default=10)
 
-    plot = sub.add_parser("plot", help="plot a finished or running search (TE-NAS trajectory, EAS reward curve)")
+    plot = command("plot", help="plot a finished or running search (TE-NAS trajectory, EAS reward curve)")
     plot.add_argument("run_dir")
-    export = sub.add_parser("export", help="write the found network as a PyTorch module + genotype JSON "
+    export = command("export", help="write the found network as a PyTorch module + genotype JSON "
                                                 "(EAS: the best child with its trained weights)")
     export.add_argument("run_dir")
     export.add_argument("--out", default=None)
 
-    demo = sub.add_parser("demo", help="the main job on embedded defaults (no download)")
+    demo = command("demo", help="the main job on embedded defaults (no download)")
     demo.add_argument("--runs-dir", default="runs")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.verbose:
+        quiet()
     try:
         if args.command == "lookup":
             _print_lookup(args.arch, args.csv)

@@ -1,0 +1,138 @@
+"""The console shows the search's own output; Ray's and RLlib's log lines only with ``rayneas --verbose``.
+
+Every `rayneas` command calls `quiet()` first unless given ``--verbose``. The
+choice travels as the environment variable ``RAYNEAS_QUIET``, so it reaches
+every process of a run: `ray_init_args` hands it to `ray.init` in the job's
+runtime environment, with a setup hook that quiets Ray's loggers in every
+worker (also on a cluster and in Tune trials).
+Code that uses rayneas from Python without the CLI keeps Ray's defaults.
+
+One RLlib notice is dropped in every mode, because nothing a user or rayneas
+does can avoid it (`drop_rlmodule_config_notice`).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from typing import Any, Iterator
+
+QUIET_ENV = "RAYNEAS_QUIET"
+
+# Ray 2.60's `RLModule.__init__` (rl_module.py:463) always builds the deprecated `RLModuleConfig` for old
+# callers, so RLlib logs this once per process for every module, including RLlib's own default modules and
+# modules built the current way (`RLModuleSpec.build()` passes observation_space=, action_space=, ...).
+RLMODULE_CONFIG_NOTICE = "`RLModule(config=[RLModuleConfig object])` has been deprecated"
+
+
+class _DropRLModuleConfigNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return RLMODULE_CONFIG_NOTICE not in record.getMessage()
+
+
+def drop_rlmodule_config_notice() -> None:
+    """Filter exactly RLlib's RLModuleConfig deprecation notice (logger ``ray._common.deprecation``).
+
+    Called when rayneas is imported, so the driver and every Ray worker that
+    builds a controller (the env runners import rayneas for the env) drop it.
+    """
+    logger = logging.getLogger("ray._common.deprecation")
+    if not any(isinstance(f, _DropRLModuleConfigNotice) for f in logger.filters):
+        logger.addFilter(_DropRLModuleConfigNotice())
+
+
+def quiet() -> None:
+    """Ray's and RLlib's log lines off in this process and, through `ray_init_args`, in the Ray workers it starts."""
+    os.environ[QUIET_ENV] = "1"
+
+
+def is_quiet() -> bool:
+    return os.environ.get(QUIET_ENV) == "1"
+
+
+def quiet_loggers() -> None:
+    """Ray's and RLlib's Python loggers at ERROR; `import ray` sets "ray" to INFO and "ray.rllib" to WARN.
+
+    Run in the driver once Ray is up, and in every worker as its
+    ``worker_process_setup_hook``.
+    """
+    import ray  # noqa: F401  (its import sets the levels overridden here)
+
+    for name in ("ray", "ray.rllib"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def ray_init_args() -> dict[str, Any]:
+    """Keywords for `ray.init`: in quiet mode, the "ray" logger at ERROR and a runtime environment that
+    quiets every worker (`quiet_loggers` as its setup hook) and tells it the mode (``RAYNEAS_QUIET``).
+
+    A Ray Job's own runtime environment is merged with this one key by key
+    (``env_vars`` variable by variable), so they combine unless the job sets
+    a worker setup hook of its own.
+    """
+    if not is_quiet():
+        return {}
+    return {"logging_level": logging.ERROR,
+            "runtime_env": {"env_vars": {QUIET_ENV: "1"},
+                            "worker_process_setup_hook": f"{__name__}.{quiet_loggers.__name__}"}}
+
+
+def rllib_log_level() -> str:
+    """RLlib's ``log_level``: an Algorithm sets the "ray.rllib" logger to it (RLlib's default is WARN)."""
+    return "ERROR" if is_quiet() else "WARN"
+
+
+@contextlib.contextmanager
+def actor_restart_notice_spent() -> Iterator[None]:
+    """In quiet mode, spend Ray's once-per-process notice about restartable actors with arguments in the object
+    store before the block (which builds an RLlib Algorithm) runs.
+
+    RLlib passes its config to every env runner as an ObjectRef and makes the
+    runners restartable (``restart_failed_env_runners``), so the first runner
+    an Algorithm creates makes Ray's core worker log, once per process and at
+    ERROR level straight to stderr, that a restart would fail if that argument
+    were lost (ray-project/ray#53727). It is not lost here: the
+    EnvRunnerGroup keeps the reference for as long as the runners live, and
+    tests/test_eas_fault_tolerance.py restarts a killed runner. The C++ log has
+    no filter, and its only level setting (RAY_BACKEND_LOG_LEVEL) would also
+    silence the raylet's log files, so the notice is spent here: a no-op actor
+    of that kind is created with stderr sent to /dev/null for that one call,
+    and killed after the block, once it has started (a worker killed while it
+    starts up aborts loudly), which by then it has, in parallel with the
+    block's own actors.
+    """
+    global _notice_spent
+    taker = None
+    if is_quiet() and not _notice_spent:
+        taker, _notice_spent = _take_notice(), True
+    try:
+        yield
+    finally:
+        if taker is not None:
+            import ray
+
+            ray.get(taker.__ray_ready__.remote())
+            ray.kill(taker, no_restart=True)
+
+
+_notice_spent = False  # the notice comes once per process, so it is spent once per process
+
+
+def _take_notice() -> Any:
+    import ray
+
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        return ray.remote(num_cpus=0, max_restarts=1)(_NoticeTaker).remote(ray.put(None))
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+class _NoticeTaker:
+    def __init__(self, _: Any) -> None:
+        pass
