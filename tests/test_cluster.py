@@ -1,4 +1,4 @@
-"""Cluster use as the README describes it: a job submitted to a real head node with the dashboard, the
+"""Cluster use as the README and docs/cluster.md describe it: a job submitted to a real head node with the dashboard, the
 cluster-launcher YAML checked by Ray's own validation, the KubeRay RayJob checked against the RayJob CRD
 schema, and check_fits on a cluster that autoscales.
 
