@@ -141,26 +141,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not args.verbose:
-        quiet()
     try:
-        if args.command == "lookup":
-            _print_lookup(args.arch, args.csv)
-        elif args.command == "describe":
-            _describe(args.arch, args.C, args.N, args.num_classes)
-        elif args.command == "run":
-            _run(args.config, args.overrides, args.resume, args.runs_dir)
-        elif args.command == "tune":
-            _tune(args.config, args.overrides, args.resume)
-        elif args.command == "plot":
-            _plot(Path(args.run_dir))
-        elif args.command == "export":
-            _export(Path(args.run_dir), Path(args.out) if args.out else None)
-        elif args.command == "demo":
-            from rayneas.demo import demo
-
-            demo(Path(args.runs_dir))
+        with quiet(not args.verbose):
+            _dispatch(args)
     except RayneasError as exc:
         print(f"rayneas: error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _dispatch(args: argparse.Namespace) -> None:
+    if args.command == "lookup":
+        _print_lookup(args.arch, args.csv)
+    elif args.command == "describe":
+        _describe(args.arch, args.C, args.N, args.num_classes)
+    elif args.command == "run":
+        _run(args.config, args.overrides, args.resume, args.runs_dir)
+    elif args.command == "tune":
+        _tune(args.config, args.overrides, args.resume)
+    elif args.command == "plot":
+        _plot(Path(args.run_dir))
+    elif args.command == "export":
+        _export(Path(args.run_dir), Path(args.out) if args.out else None)
+    elif args.command == "demo":
+        from rayneas.demo import demo
+
+        demo(Path(args.runs_dir))

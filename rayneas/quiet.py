@@ -1,6 +1,6 @@
 """The console shows the search's own output; Ray's and RLlib's log lines only with ``rayneas --verbose``.
 
-Every `rayneas` command calls `quiet()` first unless given ``--verbose``. The
+Every `rayneas` command runs in `quiet()` unless given ``--verbose``. The
 choice travels as the environment variable ``RAYNEAS_QUIET``, so it reaches
 every process of a run: `ray_init_args` hands it to `ray.init` in the job's
 runtime environment, with a setup hook that quiets Ray's loggers in every
@@ -42,9 +42,25 @@ def drop_rlmodule_config_notice() -> None:
         logger.addFilter(_DropRLModuleConfigNotice())
 
 
-def quiet() -> None:
-    """Ray's and RLlib's log lines off in this process and, through `ray_init_args`, in the Ray workers it starts."""
-    os.environ[QUIET_ENV] = "1"
+# Tune's default console engine prints its experiment header at any verbosity; the older one is silent at 0.
+QUIET_VARIABLES = {QUIET_ENV: "1", "RAY_AIR_NEW_OUTPUT": "0"}
+
+
+@contextlib.contextmanager
+def quiet(enabled: bool = True) -> Iterator[None]:
+    """Within the block, Ray's and RLlib's log lines off in this process and, through `ray_init_args`, in the
+    Ray workers it starts; the environment is restored afterwards (tests call the CLI in-process)."""
+    before = {name: os.environ.get(name) for name in QUIET_VARIABLES}
+    if enabled:
+        os.environ.update(QUIET_VARIABLES)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def is_quiet() -> bool:

@@ -127,7 +127,7 @@ def build_tuner(experiment: Experiment) -> Tuner:
             failure_config=FailureConfig(max_failures=s.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             sync_config=tune.SyncConfig(sync_artifacts=True),
-            verbose=0 if is_quiet() else None,  # Tune's own status tables: rayneas prints its summary
+            verbose=0 if is_quiet() else None,  # no status tables (rayneas.quiet); rayneas prints its summary
         ),
     )
 
