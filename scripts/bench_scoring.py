@@ -1,7 +1,7 @@
 """Time one real TE-NAS round on 1 Ray actor against 2 actors (and, with ``--device``, serially on a device).
 
 The work is round 1 of the default NAS-Bench-201 search, exactly as the search
-schedules it (`rayneas.tenas.scorer.round_tasks`): the supernet and its 24
+schedules it (`rayneas.tenas.tasks.round_tasks`): the supernet and its 24
 candidates, each for ``--repeats`` repeats (75 tasks at the default 3), each
 task κ of the C=3, N=1 supernet at batch ``--batch`` plus R of the thin network,
 scored by the search's own `TenasScorer` on the search's own inputs. Each
@@ -36,10 +36,10 @@ import torch
 
 from rayneas.config import from_dict
 from rayneas.scoring.host import ScorerHost
+from rayneas.scoring.supernet import Score, ScoreTask, TenasScorer, shared_inputs
+from rayneas.spaces.prunable import PrunableSpace, make_space
 from rayneas.tenas.config import TenasConfig
-from rayneas.tenas.prunable import PrunableSpace, make_space
-from rayneas.tenas.rank import Score
-from rayneas.tenas.scorer import ScoreTask, TenasScorer, round_tasks, shared_inputs
+from rayneas.tenas.tasks import round_tasks
 
 
 class TimedScorer:

@@ -30,7 +30,7 @@ from rayneas.eas.train import accuracy
 from rayneas.rl.modules import EASController
 from rayneas.spaces.common import count_parameters
 from rayneas.spaces.densenet import DEMO_START, GROWTH_RATES, DenseNet, parse
-from rayneas.tenas.export import load_exported
+from rayneas.runs.export import load_exported
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 DENSE = {"space": {"kind": "densenet", "growth_rates": [4, 6, 8, 10, 12]}}

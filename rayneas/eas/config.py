@@ -117,8 +117,7 @@ class RewardConfig:
 def check_reward_indicators(names: list[str]) -> None:
     """Refuse what an EAS child cannot be scored by: unknown names, none, repeats, TE-NAS's thin-network
     indicator (its 1x3x3 crops have no counterpart in an EAS network) and indicators that need labels."""
-    from rayneas.indicators import indicator_info
-    from rayneas.tenas.config import check_indicators
+    from rayneas.indicators import check_indicators, indicator_info
 
     check_indicators(names, "reward.indicators")
     unusable = [n for n in names if indicator_info(n).network == "thin" or indicator_info(n).inputs.labels]

@@ -29,7 +29,7 @@ from typing import Any, Callable, Literal, Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rayneas.files import write_bytes_atomic, write_parquet_atomic
+from rayneas.runs.files import write_bytes_atomic, write_parquet_atomic
 
 
 class Evaluation(Protocol):

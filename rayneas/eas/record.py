@@ -19,10 +19,11 @@ import pyarrow.parquet as pq
 
 from rayneas.config import from_dict, to_dict
 from rayneas.eas.config import EASConfig
-from rayneas.files import write_json_atomic, write_parquet_atomic
-from rayneas.tenas.record import RunDirError, diff_keys, read_json
+from rayneas.runs.files import write_parquet_atomic
+from rayneas.runs.folder import CONFIG, RunDirError, RunFolder, read_json
+from rayneas.runs.settings import diff_keys
 
-CHECKPOINT, NETWORKS, SEARCH, CONFIG, RESULT = "checkpoint", "networks.parquet", "search.json", "config.json", "result.json"
+CHECKPOINT, NETWORKS, SEARCH = "checkpoint", "networks.parquet", "search.json"
 #: One row per evaluated child network, in the order the search collected them.
 NETWORK_SCHEMA = pa.schema([
     ("iteration", pa.int64()), ("arch", pa.string()), ("parent", pa.string()), ("val_acc", pa.float64()),
@@ -55,9 +56,8 @@ def _settings(cfg: EASConfig) -> dict[str, Any]:
     return {k: v for k, v in to_dict(cfg).items() if k not in RESUMABLE}
 
 
-class EASRunStore:
-    def __init__(self, run_dir: Path) -> None:
-        self.dir = Path(run_dir)
+class EASRunStore(RunFolder):
+    """Reads and writes the files of one EAS run folder."""
 
     @property
     def checkpoint(self) -> Path:
@@ -78,8 +78,7 @@ class EASRunStore:
             os.replace(self._old, self.checkpoint)
         saved = (self.checkpoint / SEARCH).is_file()
         if saved and not resume:
-            raise RunDirError(f"{self.dir} already holds an EAS run ({CHECKPOINT}/); continue it with --resume, or "
-                              "start a new one under another name (--set name=...)")
+            raise self.already_holds("an EAS run", f"{CHECKPOINT}/")
         if resume and not (self.dir / CONFIG).is_file():
             raise RunDirError(f"cannot resume: {self.dir} holds no EAS run ({CONFIG}); run without --resume to start")
         state = EASState()
@@ -93,7 +92,7 @@ class EASRunStore:
             state = EASState(**read_json(self.checkpoint / SEARCH))
             state.networks = pq.read_table(self.checkpoint / NETWORKS).to_pylist()
         self.dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.dir / CONFIG, to_dict(cfg))
+        self.write_config(cfg)
         return state
 
     def save(self, algo: Any, state: EASState) -> None:
@@ -110,9 +109,6 @@ class EASRunStore:
         os.replace(tmp, self.checkpoint)
         shutil.rmtree(old, ignore_errors=True)
         write_parquet_atomic(self.dir / NETWORKS, table)
-
-    def write_result(self, result: dict) -> None:
-        write_json_atomic(self.dir / RESULT, result)
 
 
 def load_config(run_dir: Path) -> EASConfig:

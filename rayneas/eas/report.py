@@ -8,10 +8,8 @@ from typing import Any, Protocol
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
-from tensorboardX import SummaryWriter
-from tqdm import tqdm
 
-from rayneas.tenas.report import TENSORBOARD_DIR
+from rayneas.runs import report as run_report
 
 REWARD_PNG = "reward_curve.png"
 
@@ -59,8 +57,7 @@ class Progress:
     child is trained), ETA."""
 
     def __init__(self, budget: int, done: int, algorithm: str) -> None:
-        self.bar = tqdm(total=budget, initial=min(done, budget), unit="net", dynamic_ncols=True,
-                        desc=f"EAS ({algorithm})")
+        self.bar = run_report.progress_bar(budget, "net", f"EAS ({algorithm})", initial=min(done, budget))
 
     def __call__(self, report: IterationReport) -> None:
         best = (f"best val_acc {report.best_val_acc:.4f}" if math.isfinite(report.best_val_acc)
@@ -72,22 +69,14 @@ class Progress:
         self.bar.close()
 
 
-class Board:
-    """TensorBoard scalars per iteration in ``runs/<name>/tb``; a resumed run appends to the same folder."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self.writer = SummaryWriter(str(Path(run_dir) / TENSORBOARD_DIR))
+class Board(run_report.Board):
+    """TensorBoard scalars per iteration in ``runs/<name>/tb``."""
 
     def __call__(self, report: IterationReport) -> None:
-        for tag, value in report.metrics().items():
-            # NaN: not measured (val_acc in reward.mode indicators), which tensorboardX would complain about
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and tag != "iteration" \
-                    and math.isfinite(value):
-                self.writer.add_scalar(tag if "/" in tag else f"search/{tag}", value, report.iteration)
-        self.writer.flush()
-
-    def close(self) -> None:
-        self.writer.close()
+        # NaN: not measured (val_acc in reward.mode indicators), which tensorboardX would complain about
+        self.scalars({tag if "/" in tag else f"search/{tag}": value for tag, value in report.metrics().items()
+                      if isinstance(value, (int, float)) and not isinstance(value, bool) and tag != "iteration"
+                      and math.isfinite(value)}, report.iteration)
 
 
 def plot_rewards(run_dir: Path, networks: list[dict[str, Any]], title: str, by: str = "val_acc") -> Path:

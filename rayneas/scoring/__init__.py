@@ -1,5 +1,8 @@
 """Parallel, order-preserving, fault-tolerant scoring of candidates on Ray actors (or serially).
 
+What one task computes on a masked supernet is `rayneas.scoring.supernet`, the
+config sections of the searches that score that way `rayneas.scoring.config`.
+
 Names resolve lazily, so a scorer that imports `rayneas.scoring.host` (to read
 ``DEVICE_KEY``) does not import Ray with this package.
 """

@@ -17,24 +17,18 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from rayneas.config import RunKind
-from rayneas.indicators import indicator_info
+from rayneas.indicators import dense_ranks, indicator_info
 from rayneas.indicators.aggregate import get_aggregation
+from rayneas.runs.settings import inputs_digest
 from rayneas.scoring import ScorerPool, ensure_ray
+from rayneas.scoring.supernet import TENAS_INDICATORS, Score, TenasScorer, mean_over_repeats, shared_inputs
+from rayneas.spaces.mask import Mask
+from rayneas.spaces.prunable import Candidate, PrunableSpace, RoundPlan, make_space
 from rayneas.tenas.config import TenasConfig
-from rayneas.tenas.prunable import Candidate, Mask, PrunableSpace, RoundPlan, make_space
-from rayneas.tenas.rank import (
-    TENAS_INDICATORS,
-    Score,
-    choose_in_order,
-    dense_ranks,
-    kappa_delta,
-    mean_over_repeats,
-    regions_delta,
-    value_delta,
-)
-from rayneas.tenas.record import RunStore, SearchState, inputs_digest
+from rayneas.tenas.rank import choose_in_order, kappa_delta, regions_delta, value_delta
+from rayneas.tenas.record import RunStore, SearchState
 from rayneas.tenas.report import Board, RoundCallback, RoundProgress, RoundReport, plot_run
-from rayneas.tenas.scorer import TenasScorer, candidate_name, round_tasks, shared_inputs
+from rayneas.tenas.tasks import candidate_name, round_tasks
 
 
 @dataclasses.dataclass(frozen=True)

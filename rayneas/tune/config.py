@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from rayneas.config import ConfigError, from_dict, spec
+from rayneas.schema import ConfigError, from_dict, spec
 
 
 @dataclasses.dataclass
