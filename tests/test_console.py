@@ -34,14 +34,16 @@ def console_lines(text: str) -> list[str]:
 
 
 def test_the_demos_eas_search_prints_only_its_own_output(tmp_path):
-    # The demo's EAS search is configs/eas_digits.yaml with a budget of 40; here one iteration of it (10 children).
+    # The demo's EAS search is configs/eas_digits.yaml with a budget of 40. Here one iteration of it
+    # (10 children, 2 runners, REINFORCE, Bi-LSTM) with short training: what prints comes from Ray and RLlib.
     _, demo_cfg = load_run(ROOT / "configs" / "eas_digits.yaml", [f"name={DEMO_EAS.name}", "budget.networks=40"])
     assert demo_cfg == DEMO_EAS
-    run = rayneas("run", "configs/eas_digits.yaml", "--set", "budget.networks=10", "--runs-dir", str(tmp_path),
-                  timeout=900)
+    small = ["budget.networks=10", "child.epochs=2", "child.finetune_epochs=2"]
+    run = rayneas("run", "configs/eas_digits.yaml", *[a for o in small for a in ("--set", o)],
+                  "--runs-dir", str(tmp_path), timeout=900)
     assert run.returncode == 0, run.stderr[-4000:]
     summary = json.loads(run.stdout)  # stdout is the result and nothing else
-    assert summary["networks_evaluated"] == 10 and summary["best"]["test_acc"] > 0.5
+    assert summary["networks_evaluated"] == 10 and 0 < summary["best"]["test_acc"] <= 1
     lines = console_lines(run.stderr)
     foreign = [line for line in lines if not line.startswith("EAS (reinforce):")]
     assert lines and not foreign, "\n".join(foreign)  # stderr holds the search's progress bar only
