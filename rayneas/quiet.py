@@ -2,9 +2,10 @@
 
 Every `rayneas` command runs in `quiet()` unless given ``--verbose``. The
 choice travels as the environment variable ``RAYNEAS_QUIET``, so it reaches
-every process of a run: `ray_init_args` hands it to `ray.init` in the job's
-runtime environment, with a setup hook that quiets Ray's loggers in every
-worker (also on a cluster and in Tune trials).
+every process of a run: a local Ray inherits it from the driver, a cluster
+gets it in the job's runtime environment (`ray_init_args`), and a worker
+quiets Ray's loggers when it imports rayneas (`quiet_worker`), which it does
+before running any rayneas code (env runners, scoring actors, Tune trials).
 Code that uses rayneas from Python without the CLI keeps Ray's defaults.
 
 One RLlib notice is dropped in every mode, because nothing a user or rayneas
@@ -70,8 +71,7 @@ def is_quiet() -> bool:
 def quiet_loggers() -> None:
     """Ray's and RLlib's Python loggers at ERROR; `import ray` sets "ray" to INFO and "ray.rllib" to WARN.
 
-    Run in the driver once Ray is up, and in every worker as its
-    ``worker_process_setup_hook``.
+    Run in the driver once Ray is up, and in every worker of a quiet run (`quiet_worker`).
     """
     import ray  # noqa: F401  (its import sets the levels overridden here)
 
@@ -79,19 +79,32 @@ def quiet_loggers() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def ray_init_args() -> dict[str, Any]:
-    """Keywords for `ray.init`: in quiet mode, the "ray" logger at ERROR and a runtime environment that
-    quiets every worker (`quiet_loggers` as its setup hook) and tells it the mode (``RAYNEAS_QUIET``).
+def quiet_worker() -> None:
+    """In a process of a quiet run that did not enter `quiet()` itself (a Ray worker), quiet Ray's loggers.
 
-    A Ray Job's own runtime environment is merged with this one key by key
-    (``env_vars`` variable by variable), so they combine unless the job sets
-    a worker setup hook of its own.
+    Called when rayneas is imported. The driver imports rayneas before its
+    command enters `quiet()`, so this acts in workers only.
+    """
+    if is_quiet():
+        quiet_loggers()
+
+
+def ray_init_args(joins_cluster: bool) -> dict[str, Any]:
+    """Keywords for `ray.init`: in quiet mode, the "ray" logger at ERROR and, on a cluster, the mode for its workers.
+
+    A local Ray's processes inherit ``RAYNEAS_QUIET`` from the driver, so
+    only a cluster needs it as a runtime-environment variable (a job's own
+    runtime environment merges with it variable by variable). A local Ray
+    gets no runtime environment: with one, no prestarted worker can be used
+    and every actor waits for a worker started for it (measured about 1 s
+    more per actor on the 2-core machine).
     """
     if not is_quiet():
         return {}
-    return {"logging_level": logging.ERROR,
-            "runtime_env": {"env_vars": {QUIET_ENV: "1"},
-                            "worker_process_setup_hook": f"{__name__}.{quiet_loggers.__name__}"}}
+    args: dict[str, Any] = {"logging_level": logging.ERROR}
+    if joins_cluster:
+        args["runtime_env"] = {"env_vars": {QUIET_ENV: "1"}}
+    return args
 
 
 def rllib_log_level() -> str:

@@ -65,11 +65,12 @@ def test_verbose_goes_before_or_after_the_command_and_quiet_mode_ends_with_it(mo
     monkeypatch.delenv(QUIET_ENV, raising=False)
     monkeypatch.setenv("RAY_AIR_NEW_OUTPUT", "1")
     with quiet():
-        assert is_quiet() and ray_init_args()["logging_level"] == logging.ERROR
-        assert ray_init_args()["runtime_env"]["env_vars"] == {QUIET_ENV: "1"}  # workers learn the mode too
+        assert is_quiet() and ray_init_args(joins_cluster=False) == {"logging_level": logging.ERROR}
+        # A local Ray inherits the mode from this process; a cluster's workers get it from the job.
+        assert ray_init_args(joins_cluster=True)["runtime_env"] == {"env_vars": {QUIET_ENV: "1"}}
         assert os.environ["RAY_AIR_NEW_OUTPUT"] == "0"  # Tune's console engine that is silent at verbose=0
     # Tests call the CLI in-process: nothing leaks.
-    assert not is_quiet() and ray_init_args() == {} and os.environ["RAY_AIR_NEW_OUTPUT"] == "1"
+    assert not is_quiet() and ray_init_args(joins_cluster=True) == {} and os.environ["RAY_AIR_NEW_OUTPUT"] == "1"
     with quiet(enabled=False):
         assert not is_quiet()
 
