@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -11,6 +12,7 @@ from typing import Sequence
 from rayneas.config import load_run
 from rayneas.errors import RayneasError
 from rayneas.lookup import lookup
+from rayneas.quiet import quiet
 from rayneas.runs.staging import staged
 from rayneas.spaces import nb201
 from rayneas.spaces.common import count_parameters
@@ -120,11 +122,19 @@ def _export(location: str, out: Path | None) -> None:
     print(_shown(path, run_dir, location))
 
 
+VERBOSE_HELP = "also show Ray's and RLlib's log lines (by default only the search's own output)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rayneas", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
+    # The same flag after the command (`rayneas run CONFIG --verbose`); SUPPRESS keeps one given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
+    command = functools.partial(sub.add_parser, parents=[common])
 
-    run = sub.add_parser("run", help="run a search from a YAML config")
+    run = command("run", help="run a search from a YAML config")
     run.add_argument("config")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config key, e.g. --set seed=7 --set scoring.num_actors=2")
@@ -132,30 +142,30 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--runs-dir", default="runs", help="where runs/<name>/ goes: a folder or a URI "
                                                         "(s3://bucket/runs, gs://bucket/runs, file:///mount/runs)")
 
-    tun = sub.add_parser("tune", help="sweep the keys a config's tune: block names, as a Ray Tune experiment")
+    tun = command("tune", help="sweep the keys a config's tune: block names, as a Ray Tune experiment")
     tun.add_argument("config")
     tun.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config key, e.g. --set tune.num_samples=2")
     tun.add_argument("--resume", action="store_true", help="restore the interrupted experiment and finish it")
 
-    look = sub.add_parser("lookup", help="trained accuracies of a NAS-Bench-201 cell (string or index)")
+    look = command("lookup", help="trained accuracies of a NAS-Bench-201 cell (string or index)")
     look.add_argument("arch")
     look.add_argument("--csv", default=None, help="accuracy CSV (default: $RAYNEAS_NB201_CSV, else bundled)")
 
-    desc = sub.add_parser("describe", help="build a NAS-Bench-201 network and count its parameters")
+    desc = command("describe", help="build a NAS-Bench-201 network and count its parameters")
     desc.add_argument("arch")
     desc.add_argument("--C", type=int, default=16)
     desc.add_argument("--N", type=int, default=5)
     desc.add_argument("--num-classes", type=int, default=10)
 
-    plot = sub.add_parser("plot", help="plot a finished or running search (TE-NAS trajectory, EAS reward curve)")
+    plot = command("plot", help="plot a finished or running search (TE-NAS trajectory, EAS reward curve)")
     plot.add_argument("run_dir", help="the run folder, or its URI (s3://bucket/runs/NAME)")
-    export = sub.add_parser("export", help="write the found network as a PyTorch module + genotype JSON "
+    export = command("export", help="write the found network as a PyTorch module + genotype JSON "
                                                 "(EAS: the best child with its trained weights)")
     export.add_argument("run_dir", help="the run folder, or its URI (s3://bucket/runs/NAME)")
     export.add_argument("--out", default=None)
 
-    demo = sub.add_parser("demo", help="the main job on embedded defaults (no download)")
+    demo = command("demo", help="the main job on embedded defaults (no download)")
     demo.add_argument("--runs-dir", default="runs")
     return parser
 
@@ -163,23 +173,28 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "lookup":
-            _print_lookup(args.arch, args.csv)
-        elif args.command == "describe":
-            _describe(args.arch, args.C, args.N, args.num_classes)
-        elif args.command == "run":
-            _run(args.config, args.overrides, args.resume, args.runs_dir)
-        elif args.command == "tune":
-            _tune(args.config, args.overrides, args.resume)
-        elif args.command == "plot":
-            _plot(args.run_dir)
-        elif args.command == "export":
-            _export(args.run_dir, Path(args.out) if args.out else None)
-        elif args.command == "demo":
-            from rayneas.demo import demo
-
-            demo(Path(args.runs_dir))
+        with quiet(not args.verbose):
+            _dispatch(args)
     except RayneasError as exc:
         print(f"rayneas: error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _dispatch(args: argparse.Namespace) -> None:
+    if args.command == "lookup":
+        _print_lookup(args.arch, args.csv)
+    elif args.command == "describe":
+        _describe(args.arch, args.C, args.N, args.num_classes)
+    elif args.command == "run":
+        _run(args.config, args.overrides, args.resume, args.runs_dir)
+    elif args.command == "tune":
+        _tune(args.config, args.overrides, args.resume)
+    elif args.command == "plot":
+        _plot(args.run_dir)
+    elif args.command == "export":
+        _export(args.run_dir, Path(args.out) if args.out else None)
+    elif args.command == "demo":
+        from rayneas.demo import demo
+
+        demo(Path(args.runs_dir))

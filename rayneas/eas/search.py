@@ -29,6 +29,7 @@ from rayneas.eas.report import Board, IterationCallback, IterationReport, Progre
 from rayneas.eas.train import accuracy
 from rayneas.runs.staging import remote_of
 from rayneas.storage import resolve
+from rayneas.quiet import actor_restart_notice_spent
 
 NETPOOL = "netpool.parquet"
 
@@ -91,7 +92,8 @@ def rllib_config(cfg: EASConfig, run_dir: Path) -> Any:
 
 def _search(cfg: EASConfig, rllib: Any, store: EASRunStore, state: EASState, pool: Any,
             watchers: Sequence[IterationCallback], clock: Any) -> None:
-    algo = rllib.build_algo()
+    with actor_restart_notice_spent():  # RLlib creates its env runners here
+        algo = rllib.build_algo()
     try:
         if state.iterations:
             # The checkpoint's controller (weights, optimizer, REINFORCE baseline, iteration count) in an

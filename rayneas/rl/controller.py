@@ -20,6 +20,7 @@ from ray.rllib.connectors.env_to_module import FlattenObservations
 from ray.rllib.core.rl_module.rl_module import RLModule, RLModuleSpec
 
 from rayneas.config import ConfigError
+from rayneas.quiet import rllib_log_level
 from rayneas.rl.algos import algorithm_config, apply_rllib
 from rayneas.rl.modules import EASController
 from rayneas.rl.random_search import UNIFORM_MODULE
@@ -63,7 +64,7 @@ def controller_config(*, algorithm: str, module: str, env_config: Mapping[str, A
     config = algorithm_config(algorithm)
     cls = module_class(module)
     batch = networks_per_iteration * episode_steps
-    config.environment(ENV_ID, env_config=dict(env_config)).debugging(seed=seed)
+    config.environment(ENV_ID, env_config=dict(env_config)).debugging(seed=seed, log_level=rllib_log_level())
     config.env_runners(num_env_runners=num_env_runners, batch_mode="complete_episodes",
                        rollout_fragment_length=episode_steps, sample_timeout_s=None)
     config.learners(num_learners=0)

@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping
 import ray
 
 from rayneas.errors import RayneasError
+from rayneas.quiet import is_quiet, quiet_loggers, ray_init_args
 
 log = logging.getLogger(__name__)
 Bundle = Mapping[str, float]
@@ -45,11 +46,14 @@ def ensure_ray(num_cpus: int | None = None, num_gpus: float | None = None, *, ad
                 f"num_cpus/num_gpus size a new local Ray, but the cluster at {address!r} has its own resources; "
                 "drop them (or unset RAY_ADDRESS to start a local Ray)"
             )
-        ray.init(address=address)
+        ray.init(address=address, **ray_init_args(joins_cluster=True))
     else:
         # Under `uv run`, Ray would otherwise rebuild the uv environment for each worker.
         os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
-        ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False)
+        ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
+                 **ray_init_args(joins_cluster=False))
+    if is_quiet():
+        quiet_loggers()
     return ray.cluster_resources()
 
 

@@ -23,6 +23,7 @@ from ray.tune import Checkpoint, CheckpointConfig, FailureConfig, ResultGrid, Ru
 from ray.tune.execution.placement_groups import PlacementGroupFactory
 
 from rayneas.config import ConfigError, from_dict, load_document, parse_run, with_key
+from rayneas.quiet import is_quiet
 from rayneas.tune.config import Sweep, TuneSettings
 from rayneas.tune.trials import trial_for
 
@@ -130,6 +131,7 @@ def build_tuner(experiment: Experiment) -> Tuner:
             failure_config=FailureConfig(max_failures=s.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             sync_config=tune.SyncConfig(sync_artifacts=True),
+            verbose=0 if is_quiet() else None,  # no status tables (rayneas.quiet); rayneas prints its summary
         ),
     )
 
