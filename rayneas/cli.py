@@ -83,7 +83,7 @@ def _tune(config: str, overrides: Sequence[str], resume: bool) -> None:
     ensure_ray()
     _check_output(experiment.settings.storage_path, "tune.storage_path")
     grid = run_experiment(experiment, resume)
-    print(format_table(summary_rows(grid, list(experiment.settings.params), trial_for(experiment.kind).columns)))
+    print(format_table(summary_rows(grid, list(experiment.settings.swept()), trial_for(experiment.kind).columns)))
     print(f"experiment: {experiment.path}   (tensorboard --logdir {experiment.path})")
 
 

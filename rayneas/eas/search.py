@@ -25,6 +25,7 @@ from rayneas.eas.data import check_dataset, load_test_data
 from rayneas.eas.evaluator import ChildEvaluator, load_state
 from rayneas.eas.netpool import call, connect
 from rayneas.eas.record import EASRunStore, EASState, best_key
+from rayneas.runs.folder import RESULT
 from rayneas.eas.report import Board, IterationCallback, IterationReport, Progress, controller_scalars, plot_rewards
 from rayneas.eas.train import accuracy
 from rayneas.runs.staging import remote_of
@@ -61,7 +62,7 @@ def trained_network(cfg: EASConfig, run_dir: Path, arch: str) -> tuple[nn.Module
 
 
 def _iteration(state: EASState, entries: list[dict[str, Any]], result: dict[str, Any], seconds: float,
-               by: str) -> IterationReport:
+               by: str, budget: int) -> IterationReport:
     state.iterations += 1
     # Runners finish in any order: sorted, the table is the same on every run with this seed.
     rows = [{"iteration": state.iterations, **e} for e in sorted(entries, key=lambda e: (e["arch"], e["reward"]))]
@@ -75,7 +76,24 @@ def _iteration(state: EASState, entries: list[dict[str, Any]], result: dict[str,
         best_val_acc=best["val_acc"] if best else math.nan,
         best_reward=max((r["reward"] for r in state.networks), default=math.nan), best_arch=best["arch"] if best else "",
         netpool_hit_rate=sum(r["netpool_hit"] for r in rows) / n if n else math.nan, seconds=seconds,
-        controller=controller_scalars(result))
+        controller=controller_scalars(result), finished=len(state.networks) >= budget)
+
+
+def restore_controller(algo: Any, checkpoint: Path) -> None:
+    """Load a checkpoint's controller into ``algo``, keeping the learning rate of ``algo``'s config.
+
+    torch's ``Optimizer.load_state_dict`` brings back the checkpoint's lr, and RLlib resets it to the config's
+    only after the next update: without this, a trial continued with a mutated lr (PBT) would make its first
+    update with the old one.
+    """
+    algo.restore_from_path(str(checkpoint))
+
+    def config_lr(learner: Any) -> None:
+        for optimizer, schedule in learner._optimizer_lr_schedules.items():
+            learner._set_optimizer_lr(optimizer, schedule.get_current_value())
+
+    if algo.learner_group is not None:
+        algo.learner_group.foreach_learner(config_lr)
 
 
 def rllib_config(cfg: EASConfig, run_dir: Path) -> Any:
@@ -97,13 +115,14 @@ def _search(cfg: EASConfig, rllib: Any, store: EASRunStore, state: EASState, poo
     try:
         if state.iterations:
             # The checkpoint's controller (weights, optimizer, REINFORCE baseline, iteration count) in an
-            # algorithm built from this config, so a moved run folder uses its NetPool where it is now.
-            algo.restore_from_path(str(store.checkpoint.resolve()))
+            # algorithm built from this config, so a moved run folder uses its NetPool where it is now, and a
+            # PBT exploit learns with its mutated settings.
+            restore_controller(algo, store.checkpoint.resolve())
         while len(state.networks) < cfg.budget.networks:
             began = time.perf_counter()
             result = algo.train()
             report = _iteration(state, call(pool, "drain_episodes"), result, time.perf_counter() - began,
-                                best_key(cfg))
+                                best_key(cfg), cfg.budget.networks)
             state.elapsed_s = clock()
             store.save(algo, state)
             for watch in watchers:
@@ -112,7 +131,9 @@ def _search(cfg: EASConfig, rllib: Any, store: EASRunStore, state: EASState, poo
         algo.stop()
 
 
-def _result(cfg: EASConfig, run_dir: Path, state: EASState) -> dict[str, Any]:
+def _result(cfg: EASConfig, run_dir: Path, state: EASState, finished: bool = True) -> dict[str, Any]:
+    """What result.json holds: the search's counts and its best child, measured on the test split once
+    ``finished`` (an unfinished search's result says what it has reached so far)."""
     best = state.best(best_key(cfg))
     if best is None:
         raise RuntimeError("the search evaluated no network; raise budget.networks")
@@ -122,11 +143,12 @@ def _result(cfg: EASConfig, run_dir: Path, state: EASState) -> dict[str, Any]:
                "networks_evaluated": len(state.networks),
                "unique_networks": len({r["arch"] for r in state.networks}),
                "netpool_hit_rate": sum(r["netpool_hit"] for r in state.networks) / len(state.networks),
-               "iterations": state.iterations, "wall_time_s": state.elapsed_s, "start_net": cfg.space.start_net}
+               "iterations": state.iterations, "wall_time_s": state.elapsed_s, "start_net": cfg.space.start_net,
+               "finished": finished}
     entry = {"arch": best["arch"], "val_acc": None if math.isnan(best["val_acc"]) else best["val_acc"],  # JSON
              "reward": best["reward"], "params": best["params"],
              "iteration": best["iteration"], "test_acc": None}
-    if cfg.reward.mode in ("train", "hybrid"):  # the modes that keep every child's weights
+    if finished and cfg.reward.mode in ("train", "hybrid"):  # the modes that keep every child's weights
         net, evaluator = trained_network(cfg, run_dir, best["arch"])
         x, y = load_test_data(cfg.dataset, cfg.seed)
         entry["test_acc"] = accuracy(net, x, y)
@@ -136,13 +158,22 @@ def _result(cfg: EASConfig, run_dir: Path, state: EASState) -> dict[str, Any]:
     return {**summary, "best": entry}
 
 
+def write_progress(cfg: EASConfig, run_dir: Path) -> Path:
+    """``result.json`` of the search's last checkpoint, unfinished (``finished: false``, no test accuracy): what
+    a search stopped from outside (a Tune scheduler) has reached."""
+    store = EASRunStore(run_dir)
+    store.write_result(_result(cfg, run_dir, store.saved_state(), finished=False))
+    return store.dir / RESULT
+
+
 def run_eas(cfg: EASConfig, run_dir: Path, resume: bool = False,
-            callbacks: Sequence[IterationCallback] = ()) -> dict:
+            callbacks: Sequence[IterationCallback] = (), may_change: Sequence[str] = ()) -> dict:
     """Run (or, with ``resume``, continue from the last checkpointed iteration) an EAS search in ``run_dir``.
 
     After every iteration the checkpoint is saved, then the progress bar,
     TensorBoard (`Board`) and each of ``callbacks`` (e.g. the Tune reporter)
     get the same `IterationReport`. Returns the summary also in result.json.
+    ``may_change``: dotted config keys a resume may find changed (PBT's mutations).
     """
     from rayneas.eas.nodes import check_dataset_on_nodes
     from rayneas.rl.resources import check_controller_fits, controller_bundles
@@ -153,7 +184,7 @@ def run_eas(cfg: EASConfig, run_dir: Path, resume: bool = False,
     run_dir = Path(run_dir)
     rllib = rllib_config(cfg, run_dir)
     store = EASRunStore(run_dir)
-    state = store.start(cfg, resume)
+    state = store.start(cfg, resume, may_change)
     elapsed_before = state.elapsed_s
     if len(state.networks) < cfg.budget.networks:
         ensure_ray()
