@@ -74,6 +74,8 @@ ssh-keygen -q -t ed25519 -N "" -f "$WORK/host_key"
 mkdir -p /run/sshd
 /usr/sbin/sshd -f /dev/null -h "$WORK/host_key" -o ListenAddress=127.0.0.1 -o Port=22 \
   -o PasswordAuthentication=no -o PidFile="$WORK/sshd.pid"
+# sshd writes its pid file after it has forked; on a loaded machine that can come after it returns.
+for _ in $(seq 50); do [ -s "$WORK/sshd.pid" ] && break; sleep 0.2; done
 SSHD_PID=$(cat "$WORK/sshd.pid")
 
 ray up -y "$CONFIG"
