@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from rayneas.config import spec, to_dict
 from rayneas.eas.space import DenseNetSpaceConfig, PlainSpaceConfig  # the space sections live with their adapters
+from rayneas.storage import resolve
 
 
 @dataclasses.dataclass
@@ -139,8 +140,9 @@ class EASEnvConfig:
     reward: RewardConfig = dataclasses.field(default_factory=RewardConfig)
     child: ChildTrainConfig = dataclasses.field(default_factory=ChildTrainConfig)
     noise: MorphNoiseConfig = dataclasses.field(default_factory=MorphNoiseConfig)
-    netpool: Path | None = spec(None, doc="Parquet file of evaluated networks (weights beside it); none: an "
-                                "in-memory pool per process, or per Ray job when Ray is initialized")
+    netpool: str | None = spec(None, doc="where evaluated networks are kept: a folder of Parquet records (weights "
+                               "beside it in <name>.weights/), a local path or a URI (s3://, gs://, file://); none: "
+                               "an in-memory pool per process, or per Ray job when Ray is initialized")
     device: str = spec("cpu", doc="torch device the networks train on")
     record_episodes: bool = spec(False, doc="log each finished episode's child (arch, val_acc, reward, NetPool hit) "
                                             "in the NetPool, where the EAS search collects it every iteration")
@@ -162,6 +164,9 @@ class ControllerConfig:
                                              "0 samples in the driver")
     rllib: dict[str, Any] = spec(default_factory=dict, doc="any other RLlib setting, passed to the algorithm "
                                                            "config, e.g. {lr: 0.001, clip_param: 0.1}")
+    autoscaling: bool = spec(False, doc="the cluster adds nodes on demand (KubeRay, a cloud launcher): a "
+                                        "controller whose actors do not fit the nodes alive now waits for "
+                                        "them instead of failing")
 
 
 @dataclasses.dataclass
@@ -182,9 +187,9 @@ class EASConfig(EASEnvConfig):
         if not self.name or "/" in self.name or self.name in (".", ".."):
             raise ValueError(f"name {self.name!r} must be a plain folder name, e.g. eas_digits_seed0")
 
-    def env_config(self, netpool: Path) -> dict[str, Any]:
+    def env_config(self, netpool: str) -> dict[str, Any]:
         """The ``env_config`` RLlib hands every env runner: this config's env sections, recording episodes."""
         env = {f.name: to_dict(getattr(self, f.name)) for f in dataclasses.fields(EASEnvConfig)}
         if env["episode"]["order"] is None:
             env["episode"]["order"] = "shuffled" if self.controller.algorithm == "random" else "wider_first"
-        return {**env, "netpool": str(Path(netpool).resolve()), "record_episodes": True}
+        return {**env, "netpool": resolve(netpool), "record_episodes": True}

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from rayneas.data import digits_split, load_cifar, to_tensor
+from rayneas.data.cifar import check_cifar
 from rayneas.eas.config import DatasetConfig
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -47,6 +48,13 @@ def cifar_plus(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Ten
     batch = torch.arange(n, device=x.device)[:, None, None, None]
     channel = torch.arange(c, device=x.device)[None, :, None, None]
     return padded[batch, channel, rows, cols]
+
+
+def check_dataset(cfg: DatasetConfig) -> None:
+    """Raise the loader's one-line `DataError` now if a file of the dataset is missing (digits need none)."""
+    if cfg.name == "cifar10":
+        assert cfg.root is not None  # DatasetConfig checks it
+        check_cifar(cfg.root, "cifar10")
 
 
 def load_child_data(cfg: DatasetConfig, seed: int) -> ChildData:

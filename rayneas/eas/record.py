@@ -30,8 +30,9 @@ NETWORK_SCHEMA = pa.schema([
     ("reward", pa.float64()), ("netpool_hit", pa.bool_()), ("train_seconds", pa.float64()),
     ("episode_seconds", pa.float64()), ("params", pa.int64()), ("invalid_actions", pa.int64()),
 ])
-#: Settings a resumed run may change: neither alters a number already computed.
-RESUMABLE = ("name", "budget")
+#: Settings a resumed run may change: none alters a number already computed (the NetPool's records are
+#: keyed by everything they depend on, so where it lives does not matter).
+RESUMABLE = ("name", "budget", "netpool")
 
 
 @dataclasses.dataclass
@@ -68,6 +69,8 @@ def _settings(cfg: EASConfig, may_change: Sequence[str] = ()) -> dict[str, Any]:
 
 class EASRunStore(RunFolder):
     """Reads and writes the files of one EAS run folder."""
+
+    WHOLE = (CHECKPOINT,)
 
     @property
     def checkpoint(self) -> Path:
@@ -125,6 +128,7 @@ class EASRunStore(RunFolder):
         os.replace(tmp, self.checkpoint)
         shutil.rmtree(old, ignore_errors=True)
         write_parquet_atomic(self.dir / NETWORKS, table)
+        self.saved()
 
 
 def load_config(run_dir: Path) -> EASConfig:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from rayneas.runs import report as run_report
 
@@ -94,13 +95,17 @@ def plot_rewards(run_dir: Path, networks: list[dict[str, Any]], title: str, by: 
                  color="tab:gray", label="child")
     ax_r.plot(iterations, means, "o-", color="tab:blue", label="iteration mean")
     ax_r.set_xlabel("iteration")
-    ax_r.set_ylabel("reward tan(val_acc or quantile ·π/2) (minus invalid-action penalties)")
+    ax_r.set_ylabel("reward")
+    ax_r.set_title("reward = tan(val_acc·π/2), or tan(quantile·π/2) for training-free\nrewards, "
+                   "minus invalid-action penalties", fontsize=7)
     ax_r.legend(fontsize=7)
     ax_a.plot(range(1, len(best) + 1), best, color="tab:red")
     ax_a.set_xlabel("networks evaluated")
-    ax_a.set_ylabel("best validation accuracy so far" if by == "val_acc" else f"best {by} so far")
+    ax_a.set_ylabel("best val_acc so far" if by == "val_acc" else f"best {by} so far")
+    ax_a.set_title("best child so far" + (" (validation accuracy)" if by == "val_acc" else ""), fontsize=7)
     for ax in (ax_r, ax_a):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # iterations and networks are counts
     fig.suptitle(title, fontsize=8)
     path = Path(run_dir) / REWARD_PNG
     fig.savefig(path, dpi=120)

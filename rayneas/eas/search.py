@@ -20,22 +20,28 @@ from typing import Any, Sequence
 from torch import nn
 
 from rayneas.config import RunKind, from_dict
-from rayneas.data.cifar import check_cifar
 from rayneas.eas.config import EASConfig, EASEnvConfig
-from rayneas.eas.data import load_test_data
+from rayneas.eas.data import check_dataset, load_test_data
 from rayneas.eas.evaluator import ChildEvaluator, load_state
 from rayneas.eas.netpool import call, connect
 from rayneas.eas.record import EASRunStore, EASState, best_key
 from rayneas.runs.folder import RESULT
 from rayneas.eas.report import Board, IterationCallback, IterationReport, Progress, controller_scalars, plot_rewards
 from rayneas.eas.train import accuracy
+from rayneas.runs.staging import remote_of
+from rayneas.storage import resolve
+from rayneas.quiet import actor_restart_notice_spent
 
 NETPOOL = "netpool.parquet"
 
 
-def netpool_path(cfg: EASConfig, run_dir: Path) -> Path:
-    """The config's NetPool file, else one inside the run folder (so --resume and export find the weights)."""
-    return Path(cfg.netpool) if cfg.netpool is not None else Path(run_dir) / NETPOOL
+def netpool_path(cfg: EASConfig, run_dir: Path) -> str:
+    """The config's NetPool location, else one inside the run folder (so --resume and export find the weights):
+    for a run folder at a URI, there directly (the pool only appends files, each written once)."""
+    if cfg.netpool is not None:
+        return resolve(cfg.netpool)
+    remote = remote_of(run_dir)
+    return f"{remote}/{NETPOOL}" if remote is not None else resolve(Path(run_dir) / NETPOOL)
 
 
 def trained_network(cfg: EASConfig, run_dir: Path, arch: str) -> tuple[nn.Module, ChildEvaluator]:
@@ -104,7 +110,8 @@ def rllib_config(cfg: EASConfig, run_dir: Path) -> Any:
 
 def _search(cfg: EASConfig, rllib: Any, store: EASRunStore, state: EASState, pool: Any,
             watchers: Sequence[IterationCallback], clock: Any) -> None:
-    algo = rllib.build_algo()
+    with actor_restart_notice_spent():  # RLlib creates its env runners here
+        algo = rllib.build_algo()
     try:
         if state.iterations:
             # The checkpoint's controller (weights, optimizer, REINFORCE baseline, iteration count) in an
@@ -168,11 +175,12 @@ def run_eas(cfg: EASConfig, run_dir: Path, resume: bool = False,
     get the same `IterationReport`. Returns the summary also in result.json.
     ``may_change``: dotted config keys a resume may find changed (PBT's mutations).
     """
+    from rayneas.eas.nodes import check_dataset_on_nodes
+    from rayneas.rl.resources import check_controller_fits, controller_bundles
     from rayneas.scoring import ensure_ray
 
     session_start = time.perf_counter()
-    if cfg.dataset.name == "cifar10":  # a missing file fails here, not in every env runner
-        check_cifar(cfg.dataset.root, "cifar10")
+    check_dataset(cfg.dataset)  # a missing file fails here, not in every env runner
     run_dir = Path(run_dir)
     rllib = rllib_config(cfg, run_dir)
     store = EASRunStore(run_dir)
@@ -180,6 +188,8 @@ def run_eas(cfg: EASConfig, run_dir: Path, resume: bool = False,
     elapsed_before = state.elapsed_s
     if len(state.networks) < cfg.budget.networks:
         ensure_ray()
+        check_controller_fits(rllib, autoscaling=cfg.controller.autoscaling)
+        check_dataset_on_nodes(cfg.dataset, controller_bundles(rllib)[1][:cfg.controller.num_env_runners])
         pool = connect(netpool_path(cfg, run_dir))
         call(pool, "drain_episodes")  # left by an earlier search in this Ray session
         progress, board = Progress(cfg.budget.networks, len(state.networks), cfg.controller.algorithm), Board(run_dir)

@@ -25,6 +25,7 @@ from ray.tune import Checkpoint, CheckpointConfig, FailureConfig, ResultGrid, Ru
 from ray.tune.execution.placement_groups import PlacementGroupFactory
 
 from rayneas.config import ConfigError, from_dict, load_document, parse_run, with_key
+from rayneas.quiet import is_quiet
 from rayneas.runs.report import TENSORBOARD_DIR
 from rayneas.tune.config import PbtScheduler, TuneSettings
 from rayneas.tune.schedule import check_search_library, domain, scheduler, search_algorithm
@@ -140,11 +141,15 @@ def _clear(run_dir: Path) -> None:
 
 
 def _resources(experiment: Experiment, config: dict) -> PlacementGroupFactory:
-    """One bundle for the trial driver, then one per worker of its search (the trial's own settings)."""
+    """One bundle for the trial driver (``tune.resources``, raised to what the kind needs there), then one per
+    worker of its search (the trial's own settings)."""
     res = experiment.settings.resources
-    driver = {"CPU": res.driver_cpus, **({"GPU": res.driver_gpus} if res.driver_gpus else {})}
     kind, cfg = trial_run(experiment.document, config["params"])
-    return PlacementGroupFactory([driver, *trial_for(kind.name).bundles(cfg)])
+    trial = trial_for(kind.name)
+    driver = {"CPU": res.driver_cpus, **({"GPU": res.driver_gpus} if res.driver_gpus else {})}
+    for key, amount in trial.driver(cfg).items():
+        driver[key] = max(driver.get(key, 0.0), amount)
+    return PlacementGroupFactory([driver, *trial.bundles(cfg)])
 
 
 def trainable(experiment: Experiment) -> Any:
@@ -171,12 +176,17 @@ def build_tuner(experiment: Experiment) -> Tuner:
             name=experiment.name, storage_path=_storage(s.storage_path), stop=dict(s.stop) or None,
             failure_config=FailureConfig(max_failures=s.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=keep),
+            sync_config=tune.SyncConfig(sync_artifacts=True),
+            verbose=0 if is_quiet() else None,  # no status tables (rayneas.quiet); rayneas prints its summary
         ),
     )
 
 
 def run_experiment(experiment: Experiment, resume: bool = False) -> ResultGrid:
     """Run the sweep, or (``resume``) restore the interrupted experiment and finish it."""
+    prepare = trial_for(experiment.kind).prepare
+    if prepare is not None:
+        experiment = dataclasses.replace(experiment, document=prepare(experiment.document, experiment.path))
     exists = Tuner.can_restore(experiment.path)
     if resume and not exists:
         raise ConfigError(f"cannot resume: no Tune experiment at {experiment.path}; run without --resume to start")
