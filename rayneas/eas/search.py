@@ -96,13 +96,20 @@ def restore_controller(algo: Any, checkpoint: Path) -> None:
         algo.learner_group.foreach_learner(config_lr)
 
 
+def episode_log(run_dir: Path) -> str:
+    """The NetPool episode log of the search in ``run_dir``: its own, so searches sharing a pool (the trials of
+    a Tune experiment) never collect each other's children."""
+    return str(Path(run_dir).resolve())
+
+
 def rllib_config(cfg: EASConfig, run_dir: Path) -> Any:
     """The controller's RLlib config; built before anything runs, so a bad algorithm, module or key fails first."""
     from rayneas.rl.controller import controller_config
 
     c = cfg.controller
     return controller_config(
-        algorithm=c.algorithm, module=c.module, env_config=cfg.env_config(netpool_path(cfg, run_dir)),
+        algorithm=c.algorithm, module=c.module,
+        env_config=cfg.env_config(netpool_path(cfg, run_dir), episode_log=episode_log(run_dir)),
         episode_steps=cfg.episode.wider_steps + cfg.episode.deeper_steps,
         networks_per_iteration=c.networks_per_iteration, num_env_runners=c.num_env_runners, seed=cfg.seed,
         rllib=c.rllib)
@@ -121,8 +128,8 @@ def _search(cfg: EASConfig, rllib: Any, store: EASRunStore, state: EASState, poo
         while len(state.networks) < cfg.budget.networks:
             began = time.perf_counter()
             result = algo.train()
-            report = _iteration(state, call(pool, "drain_episodes"), result, time.perf_counter() - began,
-                                best_key(cfg), cfg.budget.networks)
+            report = _iteration(state, call(pool, "drain_episodes", episode_log(store.dir)), result,
+                                time.perf_counter() - began, best_key(cfg), cfg.budget.networks)
             state.elapsed_s = clock()
             store.save(algo, state)
             for watch in watchers:
@@ -191,7 +198,7 @@ def run_eas(cfg: EASConfig, run_dir: Path, resume: bool = False,
         check_controller_fits(rllib, autoscaling=cfg.controller.autoscaling)
         check_dataset_on_nodes(cfg.dataset, controller_bundles(rllib)[1][:cfg.controller.num_env_runners])
         pool = connect(netpool_path(cfg, run_dir))
-        call(pool, "drain_episodes")  # left by an earlier search in this Ray session
+        call(pool, "drain_episodes", episode_log(run_dir))  # left by an earlier session of this search
         progress, board = Progress(cfg.budget.networks, len(state.networks), cfg.controller.algorithm), Board(run_dir)
         try:
             _search(cfg, rllib, store, state, pool, [progress, board, *callbacks],
