@@ -63,11 +63,16 @@ def test_shipped_tune_config_sweeps_two_seeds_and_runs_plainly_too():
     ({"scheduler": {"kind": "asha", "grace_period": 5, "max_t": 4}}, "tune.scheduler: grace_period 5 exceeds max_t 4"),
     ({"scheduler": {"kind": "hyperband", "reduction_factor": 1}}, "tune.scheduler.reduction_factor: 1.0 is out of "
                                                                   "range; it must be > 1"),
+    ({"max_concurrent_trials": 2, "scheduler": {"kind": "pbt", "perturbation_interval": 1,
+                                                 "hyperparam_mutations": {"seed": {"choice": [0]}}}},
+     "tune: max_concurrent_trials: PBT ranks the whole population at every perturbation"),
     ({"scheduler": {"kind": "pbt", "hyperparam_mutations": {"seed": {"choice": [0]}}}},
      "tune.scheduler.perturbation_interval: required key is missing"),
-    ({"scheduler": {"kind": "pbt", "perturbation_interval": 1, "hyperparam_mutations": {"seed": {"grid": [0, 1]}}}},
+    ({"max_concurrent_trials": None,
+      "scheduler": {"kind": "pbt", "perturbation_interval": 1, "hyperparam_mutations": {"seed": {"grid": [0, 1]}}}},
      "tune.scheduler: hyperparam_mutations.seed: grid has nothing to perturb; use choice"),
-    ({"scheduler": {"kind": "pbt", "perturbation_interval": 1, "hyperparam_mutations": {"seed": {"choice": [0]}}}},
+    ({"max_concurrent_trials": None,
+      "scheduler": {"kind": "pbt", "perturbation_interval": 1, "hyperparam_mutations": {"seed": {"choice": [0]}}}},
      "tune.scheduler.hyperparam_mutations.seed: a tenas trial continued from another's checkpoint may change only "
      "keys under (none)"),
 ])

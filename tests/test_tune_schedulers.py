@@ -48,7 +48,6 @@ def networks(result) -> list[dict]:
 
 def test_pbt_exploit_continues_the_donors_search_with_the_mutated_lr(ray_local, tmp_path):
     experiment, grid = run(tmp_path, "eas_digits.yaml", {
-        "max_concurrent_trials": 2,
         "params": {"seed": {"grid": [0, 1]}, "controller.rllib.lr": {"choice": [0.001]},
                    "controller.rllib.entropy_coeff": {"uniform": [0.0, 0.001]}},
         "stop": {"training_iteration": 2},

@@ -186,6 +186,10 @@ class TuneSettings:
         if isinstance(self.scheduler, PbtScheduler) and self.search != "basic":
             raise ValueError(f"scheduler pbt mutates the configs itself; it runs with search: basic, not "
                              f"{self.search}")
+        if isinstance(self.scheduler, PbtScheduler) and self.max_concurrent_trials is not None:
+            raise ValueError("max_concurrent_trials: PBT ranks the whole population at every perturbation, so "
+                             "every trial must exist from the start (Tune pauses and resumes them in turns); "
+                             "remove it and size each trial's resources to run fewer at once")
 
     def swept(self) -> dict[str, Sweep]:
         """Every key a trial's config may take from Tune: the params, then PBT's mutations."""
