@@ -144,8 +144,10 @@ class EASEnvConfig:
                                "beside it in <name>.weights/), a local path or a URI (s3://, gs://, file://); none: "
                                "an in-memory pool per process, or per Ray job when Ray is initialized")
     device: str = spec("cpu", doc="torch device the networks train on")
-    record_episodes: bool = spec(False, doc="log each finished episode's child (arch, val_acc, reward, NetPool hit) "
-                                            "in the NetPool, where the EAS search collects it every iteration")
+    episode_log: str | None = spec(None, doc="the search's episode log in the NetPool: each finished episode's "
+                                             "child (arch, val_acc, reward, NetPool hit) is logged under this "
+                                             "name, where the EAS search collects it every iteration; none: "
+                                             "not logged")
 
 
 Algorithm = Literal["reinforce", "ppo", "appo", "impala", "random"]
@@ -187,9 +189,10 @@ class EASConfig(EASEnvConfig):
         if not self.name or "/" in self.name or self.name in (".", ".."):
             raise ValueError(f"name {self.name!r} must be a plain folder name, e.g. eas_digits_seed0")
 
-    def env_config(self, netpool: str) -> dict[str, Any]:
-        """The ``env_config`` RLlib hands every env runner: this config's env sections, recording episodes."""
+    def env_config(self, netpool: str, episode_log: str | None = None) -> dict[str, Any]:
+        """The ``env_config`` RLlib hands every env runner: this config's env sections, logging episodes under
+        ``episode_log`` (one name per search: searches that share a NetPool never collect each other's)."""
         env = {f.name: to_dict(getattr(self, f.name)) for f in dataclasses.fields(EASEnvConfig)}
         if env["episode"]["order"] is None:
             env["episode"]["order"] = "shuffled" if self.controller.algorithm == "random" else "wider_first"
-        return {**env, "netpool": resolve(netpool), "record_episodes": True}
+        return {**env, "netpool": resolve(netpool), "episode_log": episode_log}

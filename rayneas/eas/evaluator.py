@@ -120,7 +120,7 @@ class ChildEvaluator:
         return net, self._start[1]
 
     def log_episode(self, entry: dict) -> None:
-        call(self.pool, "log_episode", entry)
+        call(self.pool, "log_episode", self.cfg.episode_log, entry)
 
     def score(self, net: torch.nn.Module) -> Score:
         """Reward of a finished child (see the module's docstring for each ``reward.mode``), once per network."""
