@@ -25,7 +25,7 @@ from rayneas.tenas.export import load_exported
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "eas_digits.yaml"
 # Children trained 1 epoch: the outputs are what is tested here, not search quality.
-SMALL = ["child.epochs=1", "child.finetune_epochs=1", "controller.networks_per_iteration=2",
+SMALL = ["start.epochs=1", "child.finetune_epochs=1", "controller.networks_per_iteration=2",
          "controller.num_env_runners=0", "budget.networks=4"]
 
 

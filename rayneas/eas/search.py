@@ -20,9 +20,8 @@ from typing import Any, Sequence
 from torch import nn
 
 from rayneas.config import RunKind, from_dict
-from rayneas.data.cifar import check_cifar
 from rayneas.eas.config import EASConfig, EASEnvConfig
-from rayneas.eas.data import load_test_data
+from rayneas.eas.data import check_dataset, load_test_data
 from rayneas.eas.evaluator import ChildEvaluator, load_state
 from rayneas.eas.netpool import call, connect
 from rayneas.eas.record import EASRunStore, EASState, best_key
@@ -140,8 +139,7 @@ def run_eas(cfg: EASConfig, run_dir: Path, resume: bool = False,
     from rayneas.scoring import ensure_ray
 
     session_start = time.perf_counter()
-    if cfg.dataset.name == "cifar10":  # a missing file fails here, not in every env runner
-        check_cifar(cfg.dataset.root, "cifar10")
+    check_dataset(cfg.dataset, cfg.seed)  # a missing file fails here, not in every env runner
     run_dir = Path(run_dir)
     rllib = rllib_config(cfg, run_dir)
     store = EASRunStore(run_dir)
