@@ -222,6 +222,10 @@ def test_the_netpool_trains_the_start_net_once_and_keeps_child_weights(tmp_path)
     other = make(tmp_path, start={"epochs": 2}, child={"finetune_epochs": 1, "finetune_lr": 0.001})
     assert not play(other, 0)[2]["netpool_hit"]  # another fine-tune setting never reuses a record
     assert len(NetPoolStore(path)) == 3  # one start net, two children
+    longer = make(tmp_path, start={"epochs": 3}, child={"finetune_epochs": 1})
+    assert not play(longer, 0)[2]["netpool_hit"]  # another start net: its own record, and its children theirs
+    starts = [r for r in NetPoolStore(path).records() if r.parent is None]
+    assert sorted(r.epochs for r in starts) == [2, 3] and len(NetPoolStore(path)) == 5
 
 
 def test_the_yaml_config_is_what_the_env_takes(tmp_path):
@@ -233,6 +237,9 @@ def test_the_yaml_config_is_what_the_env_takes(tmp_path):
     assert (env.cfg.child.finetune_epochs, env.cfg.child.finetune_lr) == (20, 0.02)  # docs/eas_env.md
     with pytest.raises(ConfigError, match="dataset.root: CIFAR-10 needs"):
         from_dict(EASEnvConfig, {"dataset": {"name": "cifar10"}})
+    with pytest.raises(ConfigError, match=r"^child.epochs: the start net's training has its own section now: set "
+                                          r"start.epochs \(child.finetune_epochs is each child's\)$"):
+        from_dict(EASEnvConfig, {"child": {"epochs": 20}})  # a config written before the start section
 
 
 def _write_cifar10_train(root, per_batch: int = 10) -> None:

@@ -16,11 +16,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rayneas.data import check_fashion_mnist, digits_split, load_cifar, load_fashion_mnist, to_tensor
+from rayneas.data import check_fashion_mnist, digits_split, load_cifar, load_fashion_mnist, read_idx, to_tensor
+from rayneas.data.idx import fashion_files
 from rayneas.data.cifar import check_cifar
 from rayneas.eas.config import DatasetConfig
 
-FASHION_TRAIN_IMAGES, CIFAR_TRAIN_IMAGES = 60_000, 50_000
+CIFAR_TRAIN_IMAGES = 50_000
 FASHION_VAL_FRACTION = 1 / 12  # 5,000 of the 60,000 training images
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -87,7 +88,7 @@ def check_dataset(cfg: DatasetConfig, seed: int) -> None:
     assert cfg.root is not None
     if cfg.name == "fashion_mnist":
         check_fashion_mnist(cfg.root)
-        _split(FASHION_TRAIN_IMAGES, cfg, seed, FASHION_VAL_FRACTION)
+        _split(len(read_idx(fashion_files(cfg.root, "train")[1])), cfg, seed, FASHION_VAL_FRACTION)  # the labels
     else:
         check_cifar(cfg.root, "cifar10")
         _split(CIFAR_TRAIN_IMAGES, cfg, seed, 0.1)
