@@ -204,6 +204,7 @@ def test_the_yaml_configs_are_what_the_env_takes(tmp_path):
     assert (cifar.episode.wider_steps, cifar.episode.deeper_steps, cifar.dataset.val_fraction) == (10, 5, 0.1)
     assert (cifar.child.finetune_epochs, cifar.child.finetune_lr, cifar.noise.wider, cifar.noise.deeper) == (
         20, 0.02, 0.01, 0.01)
+    assert (cifar.start.epochs, cifar.start.lr) == (300, 0.1)  # the EAS code's run_dense_net.py
 
 
 def test_a_run_saved_before_space_kind_existed_resumes(tmp_path):

@@ -20,7 +20,7 @@ from rayneas.config import spec, to_dict
 from rayneas.data.idx import DEBIAN_FASHION_MNIST, fashion_fix
 from rayneas.eas.space import DenseNetSpaceConfig, PlainSpaceConfig  # the space sections live with their adapters
 
-START_EPOCHS = 200  # the digits start net's plateau (docs/eas_env.md, "A converged start net")
+START_EPOCHS, START_LR = 200, 0.02  # the digits start net's plateau (docs/eas_env.md, "A converged start net")
 
 
 @dataclasses.dataclass
@@ -30,7 +30,9 @@ class TrainConfig:
 
     epochs: int = spec(START_EPOCHS, ge=0, doc="training epochs of the start net, from its init, once per run "
                                                 "(docs/eas_env.md: a plateau of its validation curve)")
-    lr: float = spec(0.02, gt=0, doc="initial learning rate, annealed to 0 by a per-step cosine")
+    lr: float = spec(START_LR, gt=0, doc="initial learning rate, annealed to 0 by a per-step cosine (the EAS "
+                                         "code's CIFAR start nets: 0.1; on digits 0.1 trains unstably: "
+                                         "docs/eas_env.md)")
     momentum: float = spec(0.9, ge=0, le=1)
     nesterov: bool = True
     weight_decay: float = spec(1e-4, ge=0)
@@ -92,8 +94,8 @@ class DatasetConfig:
     def __post_init__(self) -> None:
         if self.name == "fashion_mnist" and self.root is None:
             if not DEBIAN_FASHION_MNIST.is_dir():
-                raise ValueError(f"dataset.root: Fashion-MNIST is not in {DEBIAN_FASHION_MNIST} (the default). "
-                                 + fashion_fix("a folder and set dataset.root to it"))
+                raise ValueError(f"dataset.root: Fashion-MNIST's IDX files are not in {DEBIAN_FASHION_MNIST} (the "
+                                 "default). " + fashion_fix("a folder and set dataset.root to it"))
             self.root = DEBIAN_FASHION_MNIST
         if self.name == "cifar10" and self.root is None:
             raise ValueError("dataset.root: CIFAR-10 needs the folder of its python-version batches; set "
