@@ -184,7 +184,7 @@ def run_eas(cfg: EASConfig, run_dir: Path, resume: bool = False,
     from rayneas.scoring import ensure_ray
 
     session_start = time.perf_counter()
-    check_dataset(cfg.dataset)  # a missing file fails here, not in every env runner
+    check_dataset(cfg.dataset, cfg.seed)  # a missing file fails here, not in every env runner
     run_dir = Path(run_dir)
     # A log of its own: other searches on the same pool (a Tune experiment's trials) log theirs beside it.
     rllib = rllib_config(cfg, run_dir, episode_log=uuid.uuid4().hex)
