@@ -2,21 +2,25 @@
 (fifo with basic: every other Tune test, e.g. tests/test_fault_tolerance.py).
 
 PBT over EAS controllers: an exploiting trial continues the donor's search (its network table, NetPool and
-controller) with the mutated lr. ASHA over EAS: a trial stopped at a rung leaves a readable run folder
-whose result.json says what it reached. The EAS trials score children with the surrogate reward (no
+controller) with the mutated lr, and a continued search accepts changes to the mutated keys only. ASHA over
+EAS: a trial stopped at a rung leaves a readable run folder whose result.json says what it reached. The EAS trials score children with the surrogate reward (no
 training) and sample in the trial driver, so two 1-CPU trials run side by side on the 2-CPU Ray.
 """
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 import yaml
 
 from rayneas.cli import main
-from rayneas.config import load_document
+from rayneas.config import load_document, parse_run
 from rayneas.eas.record import load_config
+from rayneas.eas.search import restore_controller, rllib_config, run_eas
+from rayneas.runs.folder import RunDirError
 from rayneas.tune.experiment import load_experiment, run_experiment
 from rayneas.tune.summary import summary_rows
 
@@ -118,3 +122,41 @@ def test_hyperband_with_hyperopt_runs_tenas_trials_to_the_end(ray_local, tmp_pat
     assert len(results) == 3 and all(r.error is None for r in results)
     assert all(20 <= r.config["params"]["inputs.region_samples"] < 60 for r in results)
     assert max(r.metrics["training_iteration"] for r in results) == 4  # the bracket's best reached max_t
+
+
+def test_a_continued_search_accepts_changes_to_the_mutated_keys_only(ray_local, tmp_path):
+    def cfg(**changes):
+        return parse_run({**load_document(CONFIGS / "eas_digits.yaml"), **EAS, **changes})[1]
+
+    run_eas(cfg(budget={"networks": 2}), tmp_path)
+    mutated = {**EAS["controller"], "rllib": {"lr": 0.05}}
+    with pytest.raises(RunDirError, match=re.escape("differs from the saved run in controller.rllib.lr")):
+        run_eas(cfg(controller=mutated, budget={"networks": 4}), tmp_path, resume=True)
+    with pytest.raises(RunDirError, match=re.escape("differs from the saved run in seed (0 -> 1)")):
+        run_eas(cfg(controller=mutated, seed=1, budget={"networks": 4}), tmp_path, resume=True,
+                may_change=["controller.rllib.lr"])
+    summary = run_eas(cfg(controller=mutated, budget={"networks": 4}), tmp_path, resume=True,
+                      may_change=["controller.rllib.lr"])
+    assert summary["iterations"] == 2 and load_config(tmp_path).controller.rllib == {"lr": 0.05}
+
+
+def test_a_restored_controller_learns_at_its_own_configs_lr_from_the_first_update(ray_local, tmp_path):
+    def algo(lr: float):
+        data = {**load_document(CONFIGS / "eas_digits.yaml"), **EAS}
+        data["controller"] = {**EAS["controller"], "rllib": {"lr": lr}}
+        return rllib_config(parse_run(data)[1], tmp_path).build_algo()
+
+    def optimizer_lrs(built) -> list[float]:
+        results = built.learner_group.foreach_learner(
+            lambda learner: sorted({g["lr"] for o in learner._named_optimizers.values() for g in o.param_groups}))
+        return [result.get() for result in results]
+
+    donor = algo(0.001)
+    donor.save_to_path(str(tmp_path / "donor"))
+    donor.stop()
+    exploiting = algo(0.05)
+    exploiting.restore_from_path(str(tmp_path / "donor"))
+    assert optimizer_lrs(exploiting) == [[0.001]]  # torch's load_state_dict brought the donor's lr back
+    restore_controller(exploiting, tmp_path / "donor")
+    assert optimizer_lrs(exploiting) == [[0.05]]
+    exploiting.stop()
