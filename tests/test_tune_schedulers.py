@@ -1,9 +1,10 @@
 """Every scheduler and search algorithm of the ``tune:`` block runs a tiny real Tune experiment to its end
 (fifo with basic: every other Tune test, e.g. tests/test_fault_tolerance.py).
 
-PBT over EAS controllers: an exploiting trial continues the donor's search (its network table, NetPool and
-controller) with the mutated lr, and a continued search accepts changes to the mutated keys only. ASHA over
-EAS: a trial stopped at a rung leaves a readable run folder whose result.json says what it reached. The EAS trials score children with the surrogate reward (no
+PBT over EAS controllers: an exploiting trial continues the donor's search (its network table and controller,
+with the experiment's shared NetPool) with the mutated lr, and a continued search accepts changes to the mutated
+keys only. ASHA over EAS: a trial stopped at a rung leaves a readable run folder whose result.json says what it
+reached. The EAS trials score children with the surrogate reward (no
 training) and sample in the trial driver, so two 1-CPU trials run side by side on the 2-CPU Ray.
 """
 from __future__ import annotations
@@ -69,8 +70,10 @@ def test_pbt_exploit_continues_the_donors_search_with_the_mutated_lr(ray_local, 
     assert [r["iteration"] for r in rows] == [1, 1, 2, 2]
     own = pq.read_table(Path(target.path) / "checkpoint_000000" / "checkpoint" / "networks.parquet").to_pylist()
     assert own != rows[:2]  # what it had found itself (its own seed) before the exploit is gone
-    pool = {r["arch"] for r in pq.read_table(Path(target.path) / "run" / "netpool.parquet").to_pylist()}
-    assert {r["arch"] for r in donor_rows if r["iteration"] == 1} <= pool  # the donor's NetPool came along
+    # the experiment's one NetPool (not the trial's folder) holds the donor's children, so none is trained again
+    pool = {r["arch"] for r in pq.read_table(Path(experiment.path) / "netpool.parquet").to_pylist()}
+    assert {r["arch"] for r in donor_rows if r["iteration"] == 1} <= pool
+    assert not (Path(target.path) / "run" / "netpool.parquet").exists()
     lr = target.config["params"]["controller.rllib.lr"]
     assert lr != 0.001 and load_config(Path(target.path) / "run").controller.rllib["lr"] == lr
     # its update after the exploit used the mutated lr from the first step on
