@@ -166,6 +166,21 @@ def test_sweeps_become_tunes_own_sample_domains():
     assert isinstance(mutation(from_dict(Sweep, {"loguniform": [1e-4, 1e-2]}, "x")), Float)
 
 
+@pytest.mark.parametrize("search", ["basic", "optuna", "hyperopt"])
+def test_every_search_algorithm_holds_at_most_max_concurrent_trials(search):
+    from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
+
+    from rayneas.config import from_dict
+    from rayneas.tune.config import TuneSettings
+    from rayneas.tune.schedule import search_algorithm
+
+    algorithm = search_algorithm(from_dict(TuneSettings, {"search": search, "max_concurrent_trials": 3}, "tune"))
+    if search == "basic":
+        assert isinstance(algorithm, BasicVariantGenerator) and algorithm.max_concurrent == 3
+    else:
+        assert isinstance(algorithm, ConcurrencyLimiter) and algorithm.max_concurrent == 3
+
+
 def test_declared_metrics_are_what_the_searches_report():
     from rayneas.eas.report import IterationReport
     from rayneas.tenas.report import RoundReport

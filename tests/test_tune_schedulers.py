@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import ray
 import yaml
 
 from rayneas.cli import main
 from rayneas.config import load_document, parse_run
+from rayneas.eas.netpool import NetPoolStore, netpool_name
 from rayneas.eas.record import load_config
 from rayneas.eas.search import restore_controller, rllib_config, run_eas
 from rayneas.runs.folder import RunDirError
@@ -70,10 +72,13 @@ def test_pbt_exploit_continues_the_donors_search_with_the_mutated_lr(ray_local, 
     assert [r["iteration"] for r in rows] == [1, 1, 2, 2]
     own = pq.read_table(Path(target.path) / "checkpoint_000000" / "checkpoint" / "networks.parquet").to_pylist()
     assert own != rows[:2]  # what it had found itself (its own seed) before the exploit is gone
-    # the experiment's one NetPool (not the trial's folder) holds the donor's children, so none is trained again
-    pool = {r["arch"] for r in pq.read_table(Path(experiment.path) / "netpool.parquet").to_pylist()}
-    assert {r["arch"] for r in donor_rows if r["iteration"] == 1} <= pool
-    assert not (Path(target.path) / "run" / "netpool.parquet").exists()
+    # one NetPool for the experiment, owned by its driver (alive after trials came and went), and every trial
+    # collected only its own children from it
+    location = str(Path(experiment.path) / "netpool.parquet")
+    assert ray.get(ray.get_actor(netpool_name(location)).storage.remote()) == location
+    pool = {r.arch for r in NetPoolStore(location).records()}
+    assert {r["arch"] for r in rows + donor_rows} <= pool
+    assert [r["iteration"] for r in donor_rows] == [1, 1, 2, 2]
     lr = target.config["params"]["controller.rllib.lr"]
     assert lr != 0.001 and load_config(Path(target.path) / "run").controller.rllib["lr"] == lr
     # its update after the exploit used the mutated lr from the first step on

@@ -170,8 +170,7 @@ def build_tuner(experiment: Experiment) -> Tuner:
         trainable(experiment),
         param_space={"params": {key: domain(sweep) for key, sweep in s.params.items()}},
         tune_config=TuneConfig(metric=experiment.metric, mode=experiment.mode, scheduler=scheduler(s),
-                               search_alg=search_algorithm(s), num_samples=s.num_samples,
-                               max_concurrent_trials=s.max_concurrent_trials),
+                               search_alg=search_algorithm(s), num_samples=s.num_samples),
         run_config=RunConfig(
             name=experiment.name, storage_path=_storage(s.storage_path), stop=dict(s.stop) or None,
             failure_config=FailureConfig(max_failures=s.max_failures),

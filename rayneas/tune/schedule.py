@@ -20,7 +20,7 @@ from ray.tune.schedulers import (
     PopulationBasedTraining,
     TrialScheduler,
 )
-from ray.tune.search import BasicVariantGenerator, SearchAlgorithm, Searcher
+from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, SearchAlgorithm, Searcher
 
 from rayneas.config import ConfigError
 from rayneas.tune.config import AshaScheduler, PbtScheduler, Sweep, TuneSettings
@@ -73,14 +73,19 @@ def scheduler(settings: TuneSettings) -> TrialScheduler:
 
 
 def search_algorithm(settings: TuneSettings) -> SearchAlgorithm | Searcher:
-    """The search algorithm, seeded by ``tune.seed``; the param space comes from the Tuner."""
+    """The search algorithm, seeded by ``tune.seed`` and holding at most ``max_concurrent_trials`` trials at
+    once (Tune applies that setting only to a search algorithm it makes itself); the param space comes from
+    the Tuner."""
     check_search_library(settings)
+    limit = settings.max_concurrent_trials
+    if settings.search == "basic":
+        return BasicVariantGenerator(random_state=settings.seed, max_concurrent=limit or 0)
     if settings.search == "optuna":
         from ray.tune.search.optuna import OptunaSearch
 
-        return OptunaSearch(seed=settings.seed)
-    if settings.search == "hyperopt":
+        searcher: Searcher = OptunaSearch(seed=settings.seed)
+    else:
         from ray.tune.search.hyperopt import HyperOptSearch
 
-        return HyperOptSearch(random_state_seed=settings.seed)
-    return BasicVariantGenerator(random_state=settings.seed)
+        searcher = HyperOptSearch(random_state_seed=settings.seed)
+    return ConcurrencyLimiter(searcher, max_concurrent=limit) if limit else searcher

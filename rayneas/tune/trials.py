@@ -139,8 +139,13 @@ def _eas_shared_pool(document: dict, experiment_path: str) -> dict:
 
     location = resolve(document.get("netpool") or f"{experiment_path}/{NETPOOL}")
     ensure_ray()
-    netpool_actor(location)
+    # Held for the driver's lifetime: Ray ends a named actor once its owner drops every handle, and a trial
+    # would then create the pool anew and take it down when Tune stops that trial (a PBT or HyperBand pause).
+    _SHARED_POOLS[location] = netpool_actor(location)
     return {**document, "netpool": location}
+
+
+_SHARED_POOLS: dict[str, Any] = {}
 
 
 def _eas_objective(cfg: Any) -> tuple[str, Literal["max", "min"]]:
