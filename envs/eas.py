@@ -127,7 +127,7 @@ class EASEnv(gym.Env):
                         train_seconds=score.train_seconds)
         self._return += reward
         described = self._describe()
-        if terminated and self.cfg.record_episodes:
+        if terminated and self.cfg.episode_log is not None:
             self.evaluator.log_episode({
                 "arch": described["arch"], "parent": self.cfg.space.start_net, "val_acc": score.val_accuracy,
                 "reward": self._return, "netpool_hit": score.netpool_hit, "train_seconds": score.train_seconds,

@@ -17,7 +17,8 @@ from rayneas.eas.config import BudgetConfig, EASConfig, TrainConfig
 from rayneas.eas.record import CHECKPOINT
 from rayneas.eas.search import run_eas
 from rayneas.lookup import best_accuracies, lookup
-from rayneas.tenas.config import InputsConfig, TenasConfig
+from rayneas.scoring.config import InputsConfig
+from rayneas.tenas.config import TenasConfig
 from rayneas.tenas.record import STATE
 from rayneas.tenas.search import run_tenas
 

@@ -20,8 +20,8 @@ import torch
 from rayneas.config import from_dict
 from rayneas.indicators import available_indicators
 from rayneas.scoring import ScorerPool
-from rayneas.tenas.prunable import make_space
-from rayneas.tenas.scorer import TenasScorer, shared_inputs
+from rayneas.scoring.supernet import TenasScorer, shared_inputs
+from rayneas.spaces.prunable import make_space
 from rayneas.zero_cost.config import ZeroCostConfig
 from rayneas.zero_cost.search import cell_tasks, sample_cells
 

@@ -68,18 +68,19 @@ from rayneas.indicators import (
     best_first,
     indicator_info,
     init_weights,
+    measure,
     measure_indicators,
 )
 from rayneas.indicators.registry import InputSpec
 from rayneas.lookup import load_table
 from rayneas.scoring import ScorerPool, ensure_ray
 from rayneas.scoring.host import DEVICE_KEY
+from rayneas.scoring.supernet import ScoreTask, TenasScorer, init_seeds, shared_inputs
 from rayneas.seeding import derive_seed
 from rayneas.spaces import nb201
 from rayneas.spaces.mask import Mask
+from rayneas.spaces.prunable import make_space
 from rayneas.tenas.config import TenasConfig
-from rayneas.tenas.prunable import make_space
-from rayneas.tenas.scorer import ScoreTask, TenasScorer, init_seeds, measure, shared_inputs
 
 DATASETS = {"cifar10": "cifar10_test", "cifar100": "cifar100_test", "imagenet16": "imagenet16_test"}
 PAPER_TAU = {"kappa": -0.42, "regions": 0.50, "rank_sum": -0.64}  # TE-NAS paper, NAS-Bench-201

@@ -30,7 +30,7 @@ from rayneas.eas.train import accuracy
 from rayneas.rl.modules import EASController
 from rayneas.spaces.common import count_parameters
 from rayneas.spaces.densenet import DEMO_START, GROWTH_RATES, DenseNet, parse
-from rayneas.tenas.export import load_exported
+from rayneas.runs.export import load_exported
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 DENSE = {"space": {"kind": "densenet", "growth_rates": [4, 6, 8, 10, 12]}}
@@ -196,7 +196,7 @@ def test_a_start_net_off_the_growth_list_or_with_too_many_blocks_fails_when_the_
 def test_the_yaml_configs_are_what_the_env_takes(tmp_path):
     _, digits = load_run(CONFIGS / "eas_densenet_digits.yaml")
     env = make(tmp_path, **{k: v for k, v in digits.env_config(tmp_path / "netpool.parquet").items()
-                            if k not in ("netpool", "record_episodes")})
+                            if k not in ("netpool", "episode_log")})
     assert env.space.kind == "densenet" and env.cfg.space == digits.space and digits.budget.networks == 40
     _, cifar = load_run(CONFIGS / "eas_densenet_cifar10.yaml")
     assert (cifar.space.kind, cifar.space.start_net, cifar.space.growth_rates) == ("densenet", DEMO_START,

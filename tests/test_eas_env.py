@@ -231,7 +231,7 @@ def test_the_netpool_trains_the_start_net_once_and_keeps_child_weights(tmp_path)
 def test_the_yaml_config_is_what_the_env_takes(tmp_path):
     _, run = load_run(Path(__file__).resolve().parents[1] / "configs" / "eas_digits.yaml")
     env = make(tmp_path, **{k: v for k, v in run.env_config(tmp_path / "netpool.parquet").items()
-                            if k not in ("netpool", "record_episodes")})
+                            if k not in ("netpool", "episode_log")})
     assert env.cfg.space == from_dict(EASEnvConfig, {}).space and env.cfg.space.start_net == DEMO_START
     assert (env.cfg.episode.wider_steps, env.cfg.episode.deeper_steps, env.cfg.reward.mode) == (4, 5, "train")
     assert (env.cfg.child.finetune_epochs, env.cfg.child.finetune_lr) == (20, 0.02)  # docs/eas_env.md

@@ -21,7 +21,7 @@ from rayneas.eas.search import run_eas
 from rayneas.eas.train import accuracy
 from rayneas.rl.random_search import UNIFORM_MODULE
 from rayneas.spaces.common import count_parameters
-from rayneas.tenas.export import load_exported
+from rayneas.runs.export import load_exported
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "eas_digits.yaml"
 # Children trained 1 epoch: the outputs are what is tested here, not search quality.

@@ -27,7 +27,7 @@ from rayneas.eas.search import run_eas, trained_network
 from rayneas.eas.train import accuracy
 from rayneas.indicators import aggregate
 from rayneas.indicators import az_nas as az_nas_module
-from rayneas.tenas.scorer import measure
+from rayneas.indicators import measure
 from test_eas_env import EPISODE, play
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,23 +15,17 @@ import torch
 import yaml
 
 from rayneas.config import ConfigError, from_dict, load_run
+from rayneas.indicators import dense_ranks
 from rayneas.lookup import lookup
+from rayneas.runs.export import load_exported
+from rayneas.scoring.supernet import Score
 from rayneas.spaces import darts, nb201
 from rayneas.spaces.common import count_parameters
-from rayneas.tenas.config import TenasConfig
-from rayneas.tenas.export import export_run, load_exported
 from rayneas.spaces.mask import Mask
-from rayneas.tenas.prunable import DartsPrunable, NB201Prunable
-from rayneas.tenas.rank import (
-    Ranking,
-    Score,
-    choose_prunes,
-    dense_ranks,
-    kappa_delta,
-    rank_candidates,
-    regions_delta,
-    relative_drop,
-)
+from rayneas.spaces.prunable import DartsPrunable, NB201Prunable
+from rayneas.tenas.config import TenasConfig
+from rayneas.tenas.export import export_run
+from rayneas.tenas.rank import Ranking, choose_prunes, kappa_delta, rank_candidates, regions_delta, relative_drop
 from rayneas.tenas.record import SearchState
 from rayneas.tenas.search import RoundScores, prune_round, run_tenas
 

@@ -15,9 +15,10 @@ from rayneas.indicators import available_indicators
 from rayneas.scoring.host import DEVICE_KEY
 from rayneas.spaces import nb201
 from rayneas.tenas.config import TenasConfig
-from rayneas.tenas.prunable import make_space
+from rayneas.scoring.supernet import TenasScorer, shared_inputs
+from rayneas.spaces.prunable import make_space
 from rayneas.tenas.rank import choose_in_order, choose_prunes, rank_candidates, value_delta
-from rayneas.tenas.scorer import TenasScorer, round_tasks, shared_inputs
+from rayneas.tenas.tasks import round_tasks
 from rayneas.tenas.search import rank_round, run_tenas
 
 from helpers import tiny

@@ -13,8 +13,9 @@ from rayneas.config import from_dict
 from rayneas.indicators import init_weights
 from rayneas.spaces import darts
 from rayneas.tenas.config import TenasConfig
-from rayneas.tenas.prunable import NB201Prunable, make_space
-from rayneas.tenas.scorer import TenasScorer, round_tasks, shared_inputs
+from rayneas.scoring.supernet import TenasScorer, shared_inputs
+from rayneas.spaces.prunable import NB201Prunable, make_space
+from rayneas.tenas.tasks import round_tasks
 from rayneas.tenas.search import run_tenas
 from rayneas.scoring.host import DEVICE_KEY
 

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Literal
 from rayneas.config import spec, to_dict
 from rayneas.data.idx import DEBIAN_FASHION_MNIST, fashion_fix
 from rayneas.eas.space import DenseNetSpaceConfig, PlainSpaceConfig  # the space sections live with their adapters
+from rayneas.storage import resolve
 
 START_EPOCHS, START_LR = 200, 0.02  # the digits start net's plateau (docs/eas_env.md, "A converged start net")
 
@@ -163,8 +164,7 @@ class RewardConfig:
 def check_reward_indicators(names: list[str]) -> None:
     """Refuse what an EAS child cannot be scored by: unknown names, none, repeats, TE-NAS's thin-network
     indicator (its 1x3x3 crops have no counterpart in an EAS network) and indicators that need labels."""
-    from rayneas.indicators import indicator_info
-    from rayneas.tenas.config import check_indicators
+    from rayneas.indicators import check_indicators, indicator_info
 
     check_indicators(names, "reward.indicators")
     unusable = [n for n in names if indicator_info(n).network == "thin" or indicator_info(n).inputs.labels]
@@ -188,11 +188,14 @@ class EASEnvConfig:
                                                                "per run (cached in the NetPool)")
     child: ChildTrainConfig = dataclasses.field(default_factory=ChildTrainConfig)
     noise: MorphNoiseConfig = dataclasses.field(default_factory=MorphNoiseConfig)
-    netpool: Path | None = spec(None, doc="Parquet file of evaluated networks (weights beside it); none: an "
-                                "in-memory pool per process, or per Ray job when Ray is initialized")
+    netpool: str | None = spec(None, doc="where evaluated networks are kept: a folder of Parquet records (weights "
+                               "beside it in <name>.weights/), a local path or a URI (s3://, gs://, file://); none: "
+                               "an in-memory pool per process, or per Ray job when Ray is initialized")
     device: str = spec("cpu", doc="torch device the networks train on")
-    record_episodes: bool = spec(False, doc="log each finished episode's child (arch, val_acc, reward, NetPool hit) "
-                                            "in the NetPool, where the EAS search collects it every iteration")
+    episode_log: str | None = spec(None, doc="the search's episode log in the NetPool: each finished episode's "
+                                             "child (arch, val_acc, reward, NetPool hit) is logged under this "
+                                             "name, where the EAS search collects it every iteration; none: "
+                                             "not logged")
 
 
 Algorithm = Literal["reinforce", "ppo", "appo", "impala", "random"]
@@ -211,6 +214,9 @@ class ControllerConfig:
                                              "0 samples in the driver")
     rllib: dict[str, Any] = spec(default_factory=dict, doc="any other RLlib setting, passed to the algorithm "
                                                            "config, e.g. {lr: 0.001, clip_param: 0.1}")
+    autoscaling: bool = spec(False, doc="the cluster adds nodes on demand (KubeRay, a cloud launcher): a "
+                                        "controller whose actors do not fit the nodes alive now waits for "
+                                        "them instead of failing")
 
 
 @dataclasses.dataclass
@@ -231,9 +237,10 @@ class EASConfig(EASEnvConfig):
         if not self.name or "/" in self.name or self.name in (".", ".."):
             raise ValueError(f"name {self.name!r} must be a plain folder name, e.g. eas_digits_seed0")
 
-    def env_config(self, netpool: Path) -> dict[str, Any]:
-        """The ``env_config`` RLlib hands every env runner: this config's env sections, recording episodes."""
+    def env_config(self, netpool: str, episode_log: str | None = None) -> dict[str, Any]:
+        """The ``env_config`` RLlib hands every env runner: this config's env sections, logging episodes under
+        ``episode_log`` (one name per search: searches that share a NetPool never collect each other's)."""
         env = {f.name: to_dict(getattr(self, f.name)) for f in dataclasses.fields(EASEnvConfig)}
         if env["episode"]["order"] is None:
             env["episode"]["order"] = "shuffled" if self.controller.algorithm == "random" else "wider_first"
-        return {**env, "netpool": str(Path(netpool).resolve()), "record_episodes": True}
+        return {**env, "netpool": resolve(netpool), "episode_log": episode_log}

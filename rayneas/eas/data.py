@@ -79,8 +79,10 @@ def _fashion(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images.transpose(0, 3, 1, 2).astype(np.float32)).div_(255.0)
 
 
-def check_dataset(cfg: DatasetConfig, seed: int) -> None:
-    """Raise the loaders' errors now (a missing file, a ``train_size`` too large), before env runners start."""
+def check_dataset(cfg: DatasetConfig, seed: int = 0) -> None:
+    """Raise the loaders' errors now (a missing file, a ``train_size`` too large), before env runners start.
+
+    The split sizes it checks do not depend on ``seed``, so a per-node check may leave it out."""
     if cfg.name == "digits":
         split = digits_split(seed, val_fraction=cfg.val_fraction or 0.2)
         _subset(torch.arange(len(split.x_train)), cfg, len(split.x_val))

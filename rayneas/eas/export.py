@@ -4,20 +4,17 @@ Writes, into ``RUN_DIR/export/`` (or ``out_dir``), the same three files as a
 TE-NAS export: ``genotype.json`` (the architecture string, its scores and the
 build recipe ``{"builder": "module:callable", "kwargs": {...}}``),
 ``state_dict.pt`` (the trained weights, from the NetPool) and ``model.pt``
-(the whole module). `rayneas.tenas.export.load_exported` rebuilds either kind.
+(the whole module). `rayneas.runs.export.load_exported` rebuilds either kind.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import torch
-
-from rayneas.eas.record import RESULT, load_config
+from rayneas.eas.record import load_config
 from rayneas.eas.search import trained_network
+from rayneas.runs.export import save_export
+from rayneas.runs.folder import RESULT, RunDirError, read_json
 from rayneas.spaces.common import count_parameters
-from rayneas.tenas.export import GENOTYPE_JSON, MODEL, STATE_DICT
-from rayneas.tenas.record import RunDirError, read_json
 
 
 def export_eas_run(run_dir: Path, out_dir: Path | None = None) -> Path:
@@ -32,13 +29,7 @@ def export_eas_run(run_dir: Path, out_dir: Path | None = None) -> Path:
                           f"there are no weights to export; train its best architecture {best['arch']!r} "
                           "(scripts/eas_trainfree.py trains finalists) or search with reward.mode: train or hybrid")
     net, evaluator = trained_network(cfg, run_dir, best["arch"])
-    out = Path(out_dir) if out_dir is not None else run_dir / "export"
-    out.mkdir(parents=True, exist_ok=True)
     info = {"space": evaluator.space.kind, "dataset": cfg.dataset.name, "genotype": best["arch"],
             "val_acc": best["val_acc"], "test_acc": best["test_acc"], "parameters": count_parameters(net),
             **evaluator.space.recipe(best["arch"], evaluator.data.in_channels, evaluator.data.num_classes)}
-    (out / GENOTYPE_JSON).write_text(json.dumps(info, indent=1))
-    net = net.cpu()
-    torch.save(net.state_dict(), out / STATE_DICT)
-    torch.save(net, out / MODEL)
-    return out
+    return save_export(net.cpu(), info, run_dir, out_dir)

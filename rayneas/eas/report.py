@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from matplotlib.figure import Figure
-from tensorboardX import SummaryWriter
-from tqdm import tqdm
+from matplotlib.ticker import MaxNLocator
 
-from rayneas.tenas.report import TENSORBOARD_DIR
+from rayneas.runs import report as run_report
 
 REWARD_PNG = "reward_curve.png"
 
@@ -58,8 +57,7 @@ class Progress:
     child is trained), ETA."""
 
     def __init__(self, budget: int, done: int, algorithm: str) -> None:
-        self.bar = tqdm(total=budget, initial=min(done, budget), unit="net", dynamic_ncols=True,
-                        desc=f"EAS ({algorithm})")
+        self.bar = run_report.progress_bar(budget, "net", f"EAS ({algorithm})", initial=min(done, budget))
 
     def __call__(self, report: IterationReport) -> None:
         best = (f"best val_acc {report.best_val_acc:.4f}" if math.isfinite(report.best_val_acc)
@@ -71,27 +69,26 @@ class Progress:
         self.bar.close()
 
 
-class Board:
-    """TensorBoard scalars per iteration in ``runs/<name>/tb``; a resumed run appends to the same folder."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self.writer = SummaryWriter(str(Path(run_dir) / TENSORBOARD_DIR))
+class Board(run_report.Board):
+    """TensorBoard scalars per iteration in ``runs/<name>/tb``."""
 
     def __call__(self, report: IterationReport) -> None:
-        for tag, value in report.metrics().items():
-            # NaN: not measured (val_acc in reward.mode indicators), which tensorboardX would complain about
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and tag != "iteration" \
-                    and math.isfinite(value):
-                self.writer.add_scalar(tag if "/" in tag else f"search/{tag}", value, report.iteration)
-        self.writer.flush()
-
-    def close(self) -> None:
-        self.writer.close()
+        # NaN: not measured (val_acc in reward.mode indicators), which tensorboardX would complain about
+        self.scalars({tag if "/" in tag else f"search/{tag}": value for tag, value in report.metrics().items()
+                      if isinstance(value, (int, float)) and not isinstance(value, bool) and tag != "iteration"
+                      and math.isfinite(value)}, report.iteration)
 
 
 def plot_rewards(run_dir: Path, networks: list[dict[str, Any]], title: str, by: str = "val_acc") -> Path:
-    """``reward_curve.png``: each child's reward and the iteration mean; the best-so-far ``by`` (val_acc, or
-    reward where nothing is trained: `rayneas.eas.record.best_key`) per network."""
+    """``reward_curve.png`` of `reward_figure`."""
+    path = Path(run_dir) / REWARD_PNG
+    reward_figure(networks, title, by).savefig(path, dpi=120)
+    return path
+
+
+def reward_figure(networks: list[dict[str, Any]], title: str, by: str = "val_acc") -> Figure:
+    """Each child's reward and the iteration mean; the best-so-far ``by`` (val_acc, or reward where nothing is
+    trained: `rayneas.eas.record.best_key`) per network."""
     iterations = sorted({row["iteration"] for row in networks})
     means = [sum(r["reward"] for r in networks if r["iteration"] == i) /
              sum(1 for r in networks if r["iteration"] == i) for i in iterations]
@@ -105,14 +102,19 @@ def plot_rewards(run_dir: Path, networks: list[dict[str, Any]], title: str, by: 
                  color="tab:gray", label="child")
     ax_r.plot(iterations, means, "o-", color="tab:blue", label="iteration mean")
     ax_r.set_xlabel("iteration")
-    ax_r.set_ylabel("reward tan(val_acc or quantile ·π/2) (minus invalid-action penalties)")
+    ax_r.set_ylabel("reward")
+    ax_r.set_title("reward = tan(val_acc·π/2), or tan(quantile·π/2) for training-free\nrewards, "
+                   "minus invalid-action penalties", fontsize=7)
     ax_r.legend(fontsize=7)
     ax_a.plot(range(1, len(best) + 1), best, color="tab:red")
     ax_a.set_xlabel("networks evaluated")
-    ax_a.set_ylabel("best validation accuracy so far" if by == "val_acc" else f"best {by} so far")
-    for ax in (ax_r, ax_a):
+    ax_a.set_ylabel("best val_acc so far" if by == "val_acc" else f"best {by} so far")
+    ax_a.set_title("best child so far" + (" (validation accuracy)" if by == "val_acc" else ""), fontsize=7)
+    for ax, last in ((ax_r, iterations[-1] if iterations else 1), (ax_a, max(len(best), 1))):
         ax.grid(alpha=0.3)
+        # Iterations and networks are counts: whole-number ticks, at least one (a single iteration would
+        # otherwise get matplotlib's 0.95-1.05 span and fractional ticks only).
+        ax.set_xlim(0.5, last + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     fig.suptitle(title, fontsize=8)
-    path = Path(run_dir) / REWARD_PNG
-    fig.savefig(path, dpi=120)
-    return path
+    return fig

@@ -166,7 +166,7 @@ class EASSpace(abc.ABC):
         return self.network(arch, in_channels, num_classes, seed=seed, max_layers=self.max_layers)
 
     def recipe(self, arch: str, in_channels: int, num_classes: int) -> dict:
-        """How `rayneas.tenas.export.load_exported` rebuilds ``arch``: builder path and keyword arguments."""
+        """How `rayneas.runs.export.load_exported` rebuilds ``arch``: builder path and keyword arguments."""
         return {"builder": f"{self.network.__module__}:{self.network.__qualname__}",
                 "kwargs": {self.arch_key: arch, "in_channels": in_channels, "num_classes": num_classes,
                            "max_layers": self.max_layers}}

@@ -15,7 +15,7 @@ Each network is scored at a fresh init seeded by the run seed and its
 architecture string (the indicators are defined at init, not on the inherited
 weights), on a batch of the dataset's own training images drawn once per run.
 A network the indicators cannot tell inputs apart on gets its worst value
-(`rayneas.tenas.scorer.measure`), never an error.
+(`rayneas.indicators.measure`), never an error.
 """
 from __future__ import annotations
 
@@ -34,10 +34,9 @@ from rayneas.eas.data import ChildData
 from rayneas.eas.encoding import ArchEncoder
 from rayneas.eas.random_policy import random_action
 from rayneas.eas.space import EASSpace
-from rayneas.indicators import aggregate, indicator_info, init_weights, measure_indicators, takes_option
+from rayneas.indicators import aggregate, indicator_info, init_weights, measure, measure_indicators, takes_option
 from rayneas.indicators.aggregate import get_aggregation
 from rayneas.seeding import derive_seed
-from rayneas.tenas.scorer import measure
 
 # derive_seed streams of the run seed (the env's own draws come from reset(seed=...), never from these)
 REFERENCE_STREAM, INIT_STREAM, INPUTS_STREAM = 101, 102, 103

@@ -9,7 +9,7 @@ overrides it:
 - ``rank_sum`` (TE-NAS, ``prune_tenas.py``): per indicator, dense ranks with
   0 for the best value (equal values share a rank, the next value takes the
   next integer), summed over indicators. **Lower is better.** For κ and R
-  this is exactly `rayneas.tenas.rank.Ranking.rank_sum`.
+  this is exactly TE-NAS's rank sum.
 - ``log_rank`` (AZ-NAS, ``Σ np.log(stats.rankdata(score) / m)`` in its
   notebooks): per indicator, ranks 1 … m within the pool of m candidates with
   the *best* value getting m (``rankdata`` of the values oriented so higher is
@@ -31,13 +31,20 @@ from typing import Callable, Literal, Mapping, Sequence
 
 from rayneas.errors import RayneasError
 from rayneas.indicators.registry import DIRECTIONS, Direction, indicator_info
-from rayneas.tenas.rank import dense_ranks
 
 NonFinite = Literal["raise", "worst"]
 
 
 class AggregationError(RayneasError, ValueError):
     """Scores that cannot be aggregated: an unknown method or indicator, NaN or infinite values, ragged columns."""
+
+
+def dense_ranks(values: Sequence[float], descending: bool) -> list[int]:
+    """0 for the best value; equal values share a rank; no gaps after ties."""
+    if any(math.isnan(v) for v in values):
+        raise ValueError(f"cannot rank NaN values: {list(values)}")
+    order = {v: r for r, v in enumerate(sorted(set(values), reverse=descending))}
+    return [order[v] for v in values]
 
 
 def rank_sum(columns: Sequence[Sequence[float]]) -> list[float]:

@@ -12,7 +12,7 @@
   for ``kaiming_normal_fanout`` / ``_fanin``, so it never redraws anything.
 
 Which networks share a seed (per repeat, per round, per candidate) is the
-caller's schedule (`rayneas.tenas.scorer.init_seeds`), not this module's.
+caller's schedule (`rayneas.scoring.supernet.init_seeds`), not this module's.
 Both modes draw from a private generator, so the global torch RNG is untouched
 and the same seed gives bit-identical parameters and buffers ("paper" on any
 device; "reference" on the same device).

@@ -178,5 +178,14 @@ def available_indicators() -> tuple[str, ...]:
     return tuple(sorted(_REGISTRY))
 
 
+def check_indicators(names: list[str], where: str) -> None:
+    """Refuse an empty list, repeats and names that are not registered, listing the registered ones."""
+    allowed = available_indicators()
+    unknown = [n for n in names if n not in allowed]
+    if unknown or not names or len(set(names)) != len(names):
+        raise ValueError(f"{where} {names} must list distinct registered indicators (at least one); unknown: "
+                         f"{unknown or 'none'}; allowed: {', '.join(allowed)}")
+
+
 def _qualname(fn: Indicator) -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"

@@ -14,33 +14,7 @@ import math
 import statistics
 from typing import Hashable, Literal, Mapping, NamedTuple, Sequence, get_args
 
-#: The indicators TE-NAS prunes by; ``prune.indicators`` defaults to them.
-TENAS_INDICATORS: tuple[str, ...] = ("ntk", "linear_regions")
-
-
-class Score(NamedTuple):
-    """One network, one repeat: NTK condition number (inf when degenerate) and linear-region count.
-
-    ``regions_baseline`` is set in reference mode only: the unpruned thin
-    network's R under this candidate's own init (the reference code draws a
-    fresh thin supernet for every candidate), so ΔR compares like with like.
-    ``others``: every other indicator scored, name → value. κ and R are NaN
-    when they were not asked for.
-    """
-
-    kappa: float
-    regions: float
-    regions_baseline: int | None = None
-    others: Mapping[str, float] | None = None
-
-    def value(self, name: str) -> float:
-        """The value of indicator ``name`` (``ntk`` is κ, ``linear_regions`` R)."""
-        if name == "ntk":
-            return self.kappa
-        if name == "linear_regions":
-            return self.regions
-        return (self.others or {})[name]
-
+from rayneas.indicators.aggregate import dense_ranks
 
 KappaAggregate = Literal["mean", "median", "geomean"]
 KAPPA_AGGREGATES: tuple[str, ...] = get_args(KappaAggregate)
@@ -130,14 +104,6 @@ def value_delta(full: Sequence[float], pruned: Sequence[float], higher_is_better
     return _mean(per_repeat)
 
 
-def mean_over_repeats(values: Sequence[float]) -> float:
-    """A network's value over its repeats: the mean, or the infinity a degenerate repeat gave (κ = inf, −inf)."""
-    for v in values:
-        if math.isinf(v):
-            return v
-    return math.fsum(values) / len(values)
-
-
 def _check_repeats(full: Sequence, pruned: Sequence) -> None:
     if len(full) != len(pruned) or not full:
         raise ValueError(f"need one supernet and one candidate score per repeat, got {len(full)} and {len(pruned)}")
@@ -163,14 +129,6 @@ def _geomean_ratio(full: Sequence[float], pruned: Sequence[float]) -> float:
     if math.inf in logs:
         return math.inf
     return math.exp(math.fsum(logs) / len(logs))
-
-
-def dense_ranks(values: Sequence[float], descending: bool) -> list[int]:
-    """0 for the best value; equal values share a rank; no gaps after ties."""
-    if any(math.isnan(v) for v in values):
-        raise ValueError(f"cannot rank NaN values: {list(values)}")
-    order = {v: r for r, v in enumerate(sorted(set(values), reverse=descending))}
-    return [order[v] for v in values]
 
 
 def rank_candidates(dkappa: Sequence[float], dregions: Sequence[float]) -> list[Ranking]:

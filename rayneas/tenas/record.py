@@ -9,21 +9,18 @@ keeps κ = inf as ``Infinity`` (Python's json reads it back).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
-import torch
 
-from rayneas.config import ConfigError, to_dict
-from rayneas.files import write_json_atomic, write_parquet_atomic
-from rayneas.tenas.config import DIGEST, TenasConfig, search_settings
-from rayneas.tenas.prunable import Mask
-from rayneas.tenas.rank import TENAS_INDICATORS
+from rayneas.runs.files import write_json_atomic, write_parquet_atomic
+from rayneas.runs.folder import RunDirError, RunFolder, read_json
+from rayneas.runs.settings import check_resumable
+from rayneas.scoring.supernet import TENAS_INDICATORS
+from rayneas.spaces.mask import Mask
+from rayneas.tenas.config import TenasConfig, search_settings
 
-STATE, CANDIDATES, RESULT, CONFIG = "state.json", "candidates.parquet", "result.json", "config.json"
+STATE, CANDIDATES = "state.json", "candidates.parquet"
 # 2: settings hold prune.mode, scoring threads, device and the inputs' digest (not inputs.root)
 # 3: settings hold prune.indicators and prune.aggregate
 STATE_VERSION = 3
@@ -54,10 +51,6 @@ def candidate_schema(indicators: list[str] | tuple[str, ...]) -> pa.Schema:
     return schema
 
 
-class RunDirError(ConfigError):
-    """The run folder does not fit the request (an existing run without --resume, or a different config)."""
-
-
 @dataclasses.dataclass
 class SearchState:
     settings: dict
@@ -71,17 +64,8 @@ class SearchState:
     version: int = STATE_VERSION
 
 
-def read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise RunDirError(f"{path} does not exist; is {path.parent} the folder of a TE-NAS run (runs/<name>/)?")
-    return json.loads(path.read_text())
-
-
-class RunStore:
-    """Reads and writes the files of one run folder."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self.dir = Path(run_dir)
+class RunStore(RunFolder):
+    """Reads and writes the files of one TE-NAS run folder."""
 
     @property
     def state_path(self) -> Path:
@@ -95,13 +79,12 @@ class RunStore:
         """
         settings = search_settings(cfg, digest)
         state = self._resumed(settings) if resume else self._fresh(settings, mask)
-        write_json_atomic(self.dir / CONFIG, to_dict(cfg))
+        self.write_config(cfg)
         return state
 
     def _fresh(self, settings: dict, mask: Mask) -> SearchState:
         if self.state_path.is_file():
-            raise RunDirError(f"{self.dir} already holds a TE-NAS run ({STATE}); continue it with --resume, or "
-                              f"start a new one under another name (--set name=...)")
+            raise self.already_holds("a TE-NAS run", STATE)
         self.dir.mkdir(parents=True, exist_ok=True)
         return SearchState(settings=settings, mask=mask)
 
@@ -116,13 +99,7 @@ class RunStore:
         if state.version < 2:  # recorded neither scoring nor the digest, but inputs.root: compare what both hold
             saved = {**saved, "inputs": {k: v for k, v in saved["inputs"].items() if k != "root"}}
             wanted = {k: v for k, v in wanted.items() if k in saved}
-        if saved != wanted:
-            # The digest follows from the data and the other settings: name it only when nothing else differs.
-            diff = sorted(diff_keys({**saved, DIGEST: None}, {**wanted, DIGEST: None})) or [
-                f"the input images ({DIGEST} {saved.get(DIGEST)} -> {wanted.get(DIGEST)}): inputs.root holds "
-                "different data than the saved run read"]
-            raise RunDirError(f"cannot resume {self.dir}: the config differs from the saved run in {', '.join(diff)}; "
-                              f"resume with the same settings or start a new run under another name")
+        check_resumable(self.dir, saved, wanted)
         return state
 
     def save(self, state: SearchState) -> None:
@@ -130,19 +107,7 @@ class RunStore:
         indicators = state.settings.get("prune", {}).get("indicators", TENAS_INDICATORS)
         table = pa.Table.from_pylist(state.candidates, schema=candidate_schema(indicators))
         write_parquet_atomic(self.dir / CANDIDATES, table)
-
-    def write_result(self, result: dict) -> None:
-        write_json_atomic(self.dir / RESULT, result)
-
-
-def inputs_digest(tensors: dict[str, torch.Tensor]) -> str:
-    """SHA-256 of the named tensors' shapes, dtypes and bytes: equal exactly when the search sees the same data."""
-    h = hashlib.sha256()
-    for name in sorted(tensors):
-        t = tensors[name].detach().cpu().contiguous()
-        h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()
+        self.saved()
 
 
 def load_state(run_dir: Path) -> SearchState:
@@ -152,10 +117,3 @@ def load_state(run_dir: Path) -> SearchState:
 def _state_from_json(data: dict) -> SearchState:
     """The mask is stored in its plain JSON form, as it always was, so old ``state.json`` files still load."""
     return SearchState(**{**data, "mask": Mask.from_json(data["mask"])})
-
-
-def diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        return [k for key in sorted(set(a) | set(b))
-                for k in diff_keys(a.get(key), b.get(key), f"{prefix}.{key}" if prefix else key)]
-    return [] if a == b else [f"{prefix} ({a!r} -> {b!r})"]

@@ -8,13 +8,11 @@ from pathlib import Path
 from typing import Protocol
 
 from matplotlib.figure import Figure
-from tensorboardX import SummaryWriter
-from tqdm import tqdm
 
+from rayneas.runs import report as run_report
 from rayneas.tenas.record import load_state
 
 TRAJECTORY_PNG = "trajectory.png"
-TENSORBOARD_DIR = "tb"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,21 +55,18 @@ class RoundProgress:
 
     def __init__(self, round_index: int, phase: str, candidates: int, tasks: int) -> None:
         desc = "final cell" if phase == "final" else f"round {round_index + 1} ({phase}, {candidates} candidates)"
-        self.bar = tqdm(total=tasks, unit="task", dynamic_ncols=True, desc=desc)
+        self.bar = run_report.progress_bar(tasks, "task", desc)
 
     def __call__(self, done: int, total: int) -> None:
         self.bar.update(done - self.bar.n)
 
     def close(self, message: str) -> None:
         self.bar.close()
-        tqdm.write(message)
+        run_report.note(message)
 
 
-class Board:
-    """TensorBoard scalars per round, in ``runs/<name>/tb``; a resumed run appends to the same folder."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self.writer = SummaryWriter(str(Path(run_dir) / TENSORBOARD_DIR))
+class Board(run_report.Board):
+    """TensorBoard scalars per round, in ``runs/<name>/tb``."""
 
     def __call__(self, report: RoundReport) -> None:
         """Step ``report.round`` = the supernet after that many pruning rounds."""
@@ -79,16 +74,9 @@ class Board:
         scalars = {"supernet/log10_kappa": m["log10_kappa"], "supernet/regions": m["regions"],
                    "supernet/live_ops": m["live_ops"], "round/candidates": m["candidates"],
                    "round/seconds": m["round_seconds"]}
-        for tag, value in scalars.items():
-            if not (isinstance(value, float) and math.isnan(value)):  # κ or R, when not searched by
-                self.writer.add_scalar(tag, value, report.round)
-        self.writer.flush()
-
-    def __enter__(self) -> "Board":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.writer.close()
+        # κ or R is NaN when not searched by
+        self.scalars({tag: value for tag, value in scalars.items()
+                      if not (isinstance(value, float) and math.isnan(value))}, report.round)
 
 
 def plot_run(run_dir: Path) -> list[Path]:

@@ -17,24 +17,18 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from rayneas.config import RunKind
-from rayneas.indicators import indicator_info
+from rayneas.indicators import dense_ranks, indicator_info
 from rayneas.indicators.aggregate import get_aggregation
+from rayneas.runs.settings import inputs_digest
 from rayneas.scoring import ScorerPool, ensure_ray
+from rayneas.scoring.supernet import TENAS_INDICATORS, Score, TenasScorer, mean_over_repeats, shared_inputs
+from rayneas.spaces.mask import Mask
+from rayneas.spaces.prunable import Candidate, PrunableSpace, RoundPlan, make_space
 from rayneas.tenas.config import TenasConfig
-from rayneas.tenas.prunable import Candidate, Mask, PrunableSpace, RoundPlan, make_space
-from rayneas.tenas.rank import (
-    TENAS_INDICATORS,
-    Score,
-    choose_in_order,
-    dense_ranks,
-    kappa_delta,
-    mean_over_repeats,
-    regions_delta,
-    value_delta,
-)
-from rayneas.tenas.record import RunStore, SearchState, inputs_digest
+from rayneas.tenas.rank import choose_in_order, kappa_delta, regions_delta, value_delta
+from rayneas.tenas.record import RunStore, SearchState
 from rayneas.tenas.report import Board, RoundCallback, RoundProgress, RoundReport, plot_run
-from rayneas.tenas.scorer import TenasScorer, candidate_name, round_tasks, shared_inputs
+from rayneas.tenas.tasks import candidate_name, round_tasks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,9 +216,7 @@ def run_tenas(cfg: TenasConfig, run_dir: Path, resume: bool = False,
         if sc.num_actors:
             ensure_ray()
         factory = functools.partial(TenasScorer, space, cfg.prune.mode, tuple(cfg.prune.indicators))
-        with ScorerPool(factory, num_actors=sc.num_actors, num_gpus_per_actor=sc.num_gpus_per_actor,
-                        num_cpus_per_actor=sc.num_cpus_per_actor, threads_per_actor=sc.threads_per_actor,
-                        shared=shared, max_retries=sc.max_retries, autoscaling=sc.autoscaling) as pool, \
+        with ScorerPool(factory, shared=shared, **dataclasses.asdict(sc)) as pool, \
                 Board(run_dir) as board:
             _run_rounds(cfg, space, store, state, [board, *callbacks], pool,
                         clock=lambda: elapsed_before + time.perf_counter() - session_start)

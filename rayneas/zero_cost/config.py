@@ -1,8 +1,8 @@
 """The settings of a zero-cost sampling search (``kind: zero_cost`` in a YAML run config).
 
-It shares the TE-NAS config's sections (inputs, the κ network, the
-evaluation-size network, scoring), so an indicator is computed on the same
-networks with the same inputs in both searches.
+It shares the TE-NAS config's sections (`rayneas.scoring.config`: inputs, the
+κ network, the evaluation-size network, scoring), so an indicator is computed
+on the same networks with the same inputs in both searches.
 """
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import dataclasses
 
 from rayneas.config import spec
 from rayneas.spaces import nb201
-from rayneas.tenas.config import (
+from rayneas.indicators import check_indicators
+from rayneas.scoring.config import (
     Aggregate,
     Dataset,
     InputsConfig,
@@ -19,10 +20,9 @@ from rayneas.tenas.config import (
     ScoringConfig,
     Space,
     SupernetConfig,
-    check_indicators,
     check_run,
 )
-from rayneas.tenas.rank import TENAS_INDICATORS
+from rayneas.scoring.supernet import TENAS_INDICATORS
 
 
 @dataclasses.dataclass

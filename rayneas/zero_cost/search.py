@@ -3,8 +3,8 @@
 The cells are drawn from ``seed`` (NAS-Bench-201: a seeded permutation of
 its 15,625 cells, so N cells are distinct and the first N of a larger N are
 the same; DARTS: per node two distinct inputs and an op each, none excluded).
-Each (cell, repeat) is one task on the `ScorerPool`, scored by the TE-NAS
-`TenasScorer` on the networks each indicator's registration names (the κ
+Each (cell, repeat) is one task on the `ScorerPool`, scored by the
+`TenasScorer` TE-NAS uses (`rayneas.scoring.supernet`) on the networks each indicator's registration names (the κ
 network and the thin network masked to the cell, the evaluation-size
 supernet masked to it), so a cell scores as it would in a pruning search.
 All tasks go to the pool in one call: every actor gets a new task the moment
@@ -27,22 +27,22 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm import tqdm
 
-from rayneas.config import RunKind, to_dict
-from rayneas.files import write_json_atomic, write_parquet_atomic
+from rayneas.config import RunKind
 from rayneas.indicators import aggregate, best_first
+from rayneas.runs import report
+from rayneas.runs.files import write_json_atomic, write_parquet_atomic
+from rayneas.runs.folder import RunDirError, RunFolder, read_json
+from rayneas.runs.settings import check_resumable, inputs_digest
 from rayneas.scoring import ScorerPool, ensure_ray
+from rayneas.scoring.config import result_settings
+from rayneas.scoring.supernet import Score, ScoreTask, TenasScorer, init_seeds, mean_over_repeats, shared_inputs
 from rayneas.spaces import darts, nb201
 from rayneas.spaces.mask import Mask
-from rayneas.tenas.config import SEARCH_OPS, result_settings
-from rayneas.tenas.prunable import PrunableSpace, make_space
-from rayneas.tenas.rank import Score, mean_over_repeats
-from rayneas.tenas.record import DIGEST, RunDirError, diff_keys, inputs_digest, read_json
-from rayneas.tenas.scorer import ScoreTask, TenasScorer, init_seeds, shared_inputs
+from rayneas.spaces.prunable import SEARCH_OPS, PrunableSpace, make_space
 from rayneas.zero_cost.config import ZeroCostConfig
 
-STATE, CELLS, RESULT, CONFIG = "state.json", "cells.parquet", "result.json", "config.json"
+STATE, CELLS = "state.json", "cells.parquet"
 TOP = 10  # cells listed in result.json
 
 
@@ -112,11 +112,12 @@ def run_settings(cfg: ZeroCostConfig, digest: str) -> dict:
     return result_settings(cfg, digest, cfg.indicators, ("name", "scoring", "sample"))
 
 
-class CellStore:
+class CellStore(RunFolder):
     """``runs/<name>/``: state.json (settings, time spent), cells.parquet (scored cells), result.json."""
 
     def __init__(self, run_dir: Path, indicators: Sequence[str]) -> None:
-        self.dir, self.schema = Path(run_dir), cells_schema(indicators)
+        super().__init__(run_dir)
+        self.schema = cells_schema(indicators)
 
     def start(self, cfg: ZeroCostConfig, resume: bool, digest: str) -> tuple[dict[int, dict], float]:
         """The rows scored already (by position) and the seconds spent on them; checks a resumed run's settings."""
@@ -124,21 +125,16 @@ class CellStore:
         state_path = self.dir / STATE
         if not resume:
             if state_path.is_file():
-                raise RunDirError(f"{self.dir} already holds a zero-cost run ({STATE}); continue it with --resume, "
-                                  f"or start a new one under another name (--set name=...)")
+                raise self.already_holds("a zero-cost run", STATE)
             self.dir.mkdir(parents=True, exist_ok=True)
             write_json_atomic(state_path, {"settings": settings, "elapsed_s": 0.0})
-            write_json_atomic(self.dir / CONFIG, to_dict(cfg))
+            self.write_config(cfg)
             return {}, 0.0
         if not state_path.is_file():
             raise RunDirError(f"cannot resume: {state_path} does not exist; run without --resume to start")
         saved = read_json(state_path)
-        if saved["settings"] != settings:
-            diff = sorted(diff_keys({**saved["settings"], DIGEST: None}, {**settings, DIGEST: None})) or [
-                f"the input images ({DIGEST}): inputs.root holds different data than the saved run read"]
-            raise RunDirError(f"cannot resume {self.dir}: the config differs from the saved run in {', '.join(diff)}; "
-                              f"resume with the same settings or start a new run under another name")
-        write_json_atomic(self.dir / CONFIG, to_dict(cfg))
+        check_resumable(self.dir, saved["settings"], settings)
+        self.write_config(cfg)
         path = self.dir / CELLS
         rows = pq.read_table(path).to_pylist() if path.is_file() else []
         return {row["position"]: row for row in rows}, float(saved["elapsed_s"])
@@ -149,9 +145,7 @@ class CellStore:
         write_parquet_atomic(self.dir / CELLS, pa.Table.from_pylist(ordered, schema=self.schema))
         state = read_json(self.dir / STATE)
         write_json_atomic(self.dir / STATE, {**state, "elapsed_s": elapsed_s})
-
-    def write_result(self, result: dict) -> None:
-        write_json_atomic(self.dir / RESULT, result)
+        self.saved()
 
 
 def _score_cells(pool: ScorerPool, tasks: list[ScoreTask], on_result: Callable[[int, Score], None]) -> None:
@@ -217,7 +211,7 @@ def run_zero_cost(cfg: ZeroCostConfig, run_dir: Path, resume: bool = False) -> d
         if sc.num_actors:
             ensure_ray()
         partial: dict[int, list[Score | None]] = {}
-        bar = tqdm(total=len(cells), initial=len(rows), unit="cell", dynamic_ncols=True, desc="zero-cost cells")
+        bar = report.progress_bar(len(cells), "cell", "zero-cost cells", initial=len(rows))
         unsaved = [0]
 
         def on_result(index: int, score: Score) -> None:
@@ -233,9 +227,7 @@ def run_zero_cost(cfg: ZeroCostConfig, run_dir: Path, resume: bool = False) -> d
                     unsaved[0] = 0
 
         factory = functools.partial(TenasScorer, space, cfg.mode, tuple(cfg.indicators))
-        with ScorerPool(factory, num_actors=sc.num_actors, num_gpus_per_actor=sc.num_gpus_per_actor,
-                        num_cpus_per_actor=sc.num_cpus_per_actor, threads_per_actor=sc.threads_per_actor,
-                        shared=shared, max_retries=sc.max_retries, autoscaling=sc.autoscaling) as pool:
+        with ScorerPool(factory, shared=shared, **dataclasses.asdict(sc)) as pool:
             try:
                 _score_cells(pool, cell_tasks(cfg, todo), on_result)
             finally:
@@ -246,7 +238,7 @@ def run_zero_cost(cfg: ZeroCostConfig, run_dir: Path, resume: bool = False) -> d
     store.save({row["position"]: row for row in ordered}, elapsed())
     result = _result(cfg, ordered, order, elapsed())
     store.write_result(result)
-    tqdm.write(f"best of {len(ordered)} cells by {cfg.aggregate} over {', '.join(cfg.indicators)}: "
+    report.note(f"best of {len(ordered)} cells by {cfg.aggregate} over {', '.join(cfg.indicators)}: "
                f"{result['genotype']}")
     return {"run_dir": str(run_dir), **result}
 

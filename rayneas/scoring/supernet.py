@@ -1,5 +1,9 @@
 """What one scoring task computes: κ and R (or any registered indicators) of one masked supernet.
 
+TE-NAS scores a round's candidates this way, a zero-cost search its sampled
+cells (a cell is the supernet masked to one op per edge), so an indicator
+gives the same number for the same network in both.
+
 A task is a pure function of (masks, repeat, init seeds) and the shared input
 batches, so any worker, in any order, gives the same numbers. Networks are
 built with every op present and only the mask changed, so a supernet and its
@@ -15,26 +19,53 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import torch
 
 from rayneas.data import image_batch
-from rayneas.indicators import (
-    DegenerateNetworkError,
-    indicator_info,
-    init_weights,
-    measure_indicators,
-    ntk_batch,
-    ntk_condition_number,
-    region_inputs,
-    worst_value,
-)
+from rayneas.indicators import indicator_info, init_weights, measure, measure_indicators, ntk_batch, region_inputs
+from rayneas.scoring.config import Mode
 from rayneas.scoring.host import DEVICE_KEY
 from rayneas.seeding import derive_seed
-from rayneas.tenas.config import Mode, TenasConfig
-from rayneas.tenas.prunable import Candidate, Mask, PrunableSpace
-from rayneas.tenas.rank import TENAS_INDICATORS, Score
+from rayneas.spaces.mask import Mask
+from rayneas.spaces.prunable import PrunableSpace
+
+#: The indicators TE-NAS prunes by; ``prune.indicators`` and a zero-cost run's ``indicators`` default to them.
+TENAS_INDICATORS: tuple[str, ...] = ("ntk", "linear_regions")
+
+
+class Score(NamedTuple):
+    """One network, one repeat: NTK condition number (inf when degenerate) and linear-region count.
+
+    ``regions_baseline`` is set in reference mode only: the unpruned thin
+    network's R under this candidate's own init (the reference code draws a
+    fresh thin supernet for every candidate), so ΔR compares like with like.
+    ``others``: every other indicator scored, name → value. κ and R are NaN
+    when they were not asked for.
+    """
+
+    kappa: float
+    regions: float
+    regions_baseline: int | None = None
+    others: Mapping[str, float] | None = None
+
+    def value(self, name: str) -> float:
+        """The value of indicator ``name`` (``ntk`` is κ, ``linear_regions`` R)."""
+        if name == "ntk":
+            return self.kappa
+        if name == "linear_regions":
+            return self.regions
+        return (self.others or {})[name]
+
+
+def mean_over_repeats(values: Sequence[float]) -> float:
+    """A network's value over its repeats: the mean, or the infinity a degenerate repeat gave (κ = inf, −inf)."""
+    for v in values:
+        if math.isinf(v):
+            return v
+    return math.fsum(values) / len(values)
+
 
 NTK_KEY, REGIONS_KEY = "ntk_inputs", "region_inputs"
 
@@ -77,30 +108,6 @@ def init_seeds(mode: Mode, seed: int, round_index: int, repeat: int, candidate: 
         return InitSeeds(shared, shared)
     return InitSeeds(derive_seed(seed, 2, round_index), derive_seed(seed, 3, round_index, 0 if candidate is None
                                                                      else candidate + 1))
-
-
-def candidate_name(space: PrunableSpace, c: Candidate) -> str:
-    return f"{c.cell} {space.edge_label(c.edge)} {c.op}"
-
-
-def round_tasks(cfg: TenasConfig, space: PrunableSpace, mask: Mask, index: int,
-                candidates: tuple[Candidate, ...]) -> list[ScoreTask]:
-    """One task per (network, repeat): the supernet once per repeat, then every candidate.
-
-    In reference mode each candidate has its own thin network, so its task also
-    counts the supernet's R under that init (``regions_baseline``).
-    """
-    mode = cfg.prune.mode
-    baseline = mask if mode == "reference" else None
-    nets = [(mask, None, None, f"round {index + 1} supernet")] + [
-        (mask.without(*c), i, baseline, f"round {index + 1} without {candidate_name(space, c)}")
-        for i, c in enumerate(candidates)]
-    tasks = []
-    for m, candidate, base, label in nets:
-        for r in range(cfg.prune.repeats):
-            seeds = init_seeds(mode, cfg.seed, index, r, candidate)
-            tasks.append(ScoreTask(m, r, seeds.kappa, seeds.regions, f"{label}, repeat {r}", base))
-    return tasks
 
 
 def shared_inputs(cfg: Any, indicators: Sequence[str] = TENAS_INDICATORS) -> dict[str, torch.Tensor]:
@@ -151,20 +158,6 @@ def input_key(name: str) -> str:
 def _repeats(cfg: Any) -> int:
     prune = getattr(cfg, "prune", None)
     return prune.repeats if prune is not None else cfg.repeats
-
-
-def measure(name: str, net: torch.nn.Module, inputs: Any, label: str, **options: Any) -> float:
-    """Indicator ``name`` of ``net``; a network without a path from input to output gets its worst value.
-
-    ``options`` go to the indicator function (e.g. AZ-NAS's ``features``, for networks not shaped like
-    NAS-Bench-201's).
-    """
-    try:
-        if name == "ntk":
-            return float(ntk_condition_number(net, inputs, label=label))
-        return float(indicator_info(name).fn(net, inputs, **options))
-    except DegenerateNetworkError:
-        return worst_value(name)
 
 
 class TenasScorer:

@@ -1,4 +1,7 @@
-"""The two spaces TE-NAS prunes, behind one interface: masks, rounds, networks, genotypes.
+"""The two supernet spaces (NB201, DARTS) behind one interface: masks, rounds, networks, genotypes.
+
+TE-NAS prunes them round by round; a zero-cost search masks them to sampled
+cells; both score the same networks this way.
 
 A mask is the spaces' immutable `Mask` (cell type → live op names per edge;
 NB201 has the single cell type ``"cell"``); an empty op tuple is a cut edge
@@ -15,7 +18,12 @@ from torch import nn
 
 from rayneas.spaces import darts, nb201
 from rayneas.spaces.mask import Mask
-from rayneas.tenas.config import NUM_CLASSES, SEARCH_OPS, TenasConfig
+
+#: Ops a supernet edge may hold, in the space's own order; `none` is never searched (as in TE-NAS).
+SEARCH_OPS: dict[str, tuple[str, ...]] = {"nb201": nb201.SEARCH_OPS,
+                                          "darts": tuple(op for op in darts.PRIMITIVES if op != "none")}
+#: Classifier width of the search networks for each dataset (ImageNet16-120 has 120 classes).
+NUM_CLASSES: dict[str, int] = {"cifar10": 10, "cifar100": 100, "imagenet16": 120, "imagenet": 1000}
 
 Phase = Literal["ops", "edges"]
 
@@ -254,7 +262,11 @@ class DartsPrunable(PrunableSpace):
         return darts.EDGES[edge][0] + 2
 
 
-def make_space(cfg: TenasConfig) -> PrunableSpace:
+#: The spaces by name, each built from its dataset alone with the search's default sizes.
+PRUNABLE: dict[str, type[PrunableSpace]] = {"nb201": NB201Prunable, "darts": DartsPrunable}
+
+
+def make_space(cfg: Any) -> PrunableSpace:
     """The space of ``cfg`` (any config with ``space``, ``dataset``, ``supernet`` and ``proxy_net``)."""
     # Listed in the space's order whatever the config's order, so masks and tables read the same.
     ops = tuple(op for op in SEARCH_OPS[cfg.space] if cfg.supernet.ops is None or op in cfg.supernet.ops)
