@@ -12,7 +12,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[cluster,dev]'
+	$(PY) -m pip install -q -e '.[cluster,dev,tune-search]'
 	touch $(STAMP)
 
 demo: $(STAMP)

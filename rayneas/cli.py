@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -12,8 +13,11 @@ from rayneas.config import load_run
 from rayneas.errors import RayneasError
 from rayneas.lookup import lookup
 from rayneas.quiet import quiet
+from rayneas.runs.staging import staged
 from rayneas.spaces import nb201
 from rayneas.spaces.common import count_parameters
+from rayneas.storage import join
+
 
 def _print_lookup(arch: str, csv: str | None) -> None:
     acc = lookup(arch, csv)
@@ -39,11 +43,32 @@ def _describe(arch: str, C: int, N: int, num_classes: int) -> None:
           f"({params / 1e6:.3f} M), output {tuple(out.shape)}")
 
 
+def _check_output(location: str, option: str) -> None:
+    """Refuse an output location the run would lose or other nodes cannot reach, before any work (joining
+    the cluster first when there is one to join)."""
+    from rayneas.storage import check_shared
+
+    if os.environ.get("RAY_ADDRESS"):
+        from rayneas.scoring import ensure_ray
+
+        ensure_ray()
+    check_shared(location, option)
+
+
+def _shown(path: Path, run_dir: Path, location: str) -> str:
+    """Where a file written in a staged run folder ends up: under its URI (`rayneas.runs.staging`)."""
+    path = Path(path)
+    return join(location, path.relative_to(run_dir).as_posix()) if path.is_relative_to(run_dir) else str(path)
+
+
 def _run(config: str, overrides: Sequence[str], resume: bool, runs_dir: str) -> dict:
     kind, cfg = load_run(config, overrides)
-    run_dir = Path(runs_dir) / cfg.name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    summary = kind.runner(cfg, run_dir, resume)
+    _check_output(runs_dir, "--runs-dir")
+    location = join(runs_dir, cfg.name)
+    with staged(location) as run_dir:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        summary = kind.runner(cfg, run_dir, resume)
+    summary["run_dir"] = location
     print(json.dumps(summary, indent=2, default=str))
     return summary
 
@@ -56,8 +81,9 @@ def _tune(config: str, overrides: Sequence[str], resume: bool) -> None:
 
     experiment = load_experiment(config, overrides)  # every swept value is checked before Ray starts
     ensure_ray()
+    _check_output(experiment.settings.storage_path, "tune.storage_path")
     grid = run_experiment(experiment, resume)
-    print(format_table(summary_rows(grid, list(experiment.settings.params), trial_for(experiment.kind).columns)))
+    print(format_table(summary_rows(grid, list(experiment.settings.swept()), trial_for(experiment.kind).columns)))
     print(f"experiment: {experiment.path}   (tensorboard --logdir {experiment.path})")
 
 
@@ -67,29 +93,33 @@ def _is_eas(run_dir: Path) -> bool:
     return (run_dir / NETWORKS).is_file()
 
 
-def _plot(run_dir: Path) -> None:
-    if _is_eas(run_dir):
-        from rayneas.eas.record import best_key, load_config, load_networks
-        from rayneas.eas.report import plot_rewards
+def _plot(location: str) -> None:
+    with staged(location, reading=True) as run_dir:
+        if _is_eas(run_dir):
+            from rayneas.eas.record import best_key, load_config, load_networks
+            from rayneas.eas.report import plot_rewards
 
-        print(plot_rewards(run_dir, load_networks(run_dir), f"EAS run {run_dir.name}",
-                           by=best_key(load_config(run_dir))))
-    else:
-        from rayneas.tenas.report import plot_run
+            paths = [plot_rewards(run_dir, load_networks(run_dir), f"EAS run {run_dir.name}",
+                                  by=best_key(load_config(run_dir)))]
+        else:
+            from rayneas.tenas.report import plot_run
 
-        for path in plot_run(run_dir):
-            print(path)
+            paths = plot_run(run_dir)
+    for path in paths:
+        print(_shown(path, run_dir, location))
 
 
-def _export(run_dir: Path, out: Path | None) -> None:
-    if _is_eas(run_dir):
-        from rayneas.eas.export import export_eas_run
+def _export(location: str, out: Path | None) -> None:
+    with staged(location, reading=True) as run_dir:
+        if _is_eas(run_dir):
+            from rayneas.eas.export import export_eas_run
 
-        print(export_eas_run(run_dir, out))
-    else:
-        from rayneas.tenas.export import export_run
+            path = export_eas_run(run_dir, out)
+        else:
+            from rayneas.tenas.export import export_run
 
-        print(export_run(run_dir, out))
+            path = export_run(run_dir, out)
+    print(_shown(path, run_dir, location))
 
 
 VERBOSE_HELP = "also show Ray's and RLlib's log lines (by default only the search's own output)"
@@ -109,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config key, e.g. --set seed=7 --set scoring.num_actors=2")
     run.add_argument("--resume", action="store_true", help="continue the run in runs/<name>/ where it stopped")
-    run.add_argument("--runs-dir", default="runs")
+    run.add_argument("--runs-dir", default="runs", help="where runs/<name>/ goes: a folder or a URI "
+                                                        "(s3://bucket/runs, gs://bucket/runs, file:///mount/runs)")
 
     tun = command("tune", help="sweep the keys a config's tune: block names, as a Ray Tune experiment")
     tun.add_argument("config")
@@ -128,10 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     desc.add_argument("--num-classes", type=int, default=10)
 
     plot = command("plot", help="plot a finished or running search (TE-NAS trajectory, EAS reward curve)")
-    plot.add_argument("run_dir")
+    plot.add_argument("run_dir", help="the run folder, or its URI (s3://bucket/runs/NAME)")
     export = command("export", help="write the found network as a PyTorch module + genotype JSON "
                                                 "(EAS: the best child with its trained weights)")
-    export.add_argument("run_dir")
+    export.add_argument("run_dir", help="the run folder, or its URI (s3://bucket/runs/NAME)")
     export.add_argument("--out", default=None)
 
     demo = command("demo", help="the main job on embedded defaults (no download)")
@@ -160,9 +191,9 @@ def _dispatch(args: argparse.Namespace) -> None:
     elif args.command == "tune":
         _tune(args.config, args.overrides, args.resume)
     elif args.command == "plot":
-        _plot(Path(args.run_dir))
+        _plot(args.run_dir)
     elif args.command == "export":
-        _export(Path(args.run_dir), Path(args.out) if args.out else None)
+        _export(args.run_dir, Path(args.out) if args.out else None)
     elif args.command == "demo":
         from rayneas.demo import demo
 

@@ -21,13 +21,14 @@ import yaml
 
 from helpers import interrupt_tune, rayneas_process, wait_for
 from rayneas.config import load_document, parse_run
+from rayneas.eas.netpool import NetPoolStore
 from rayneas.eas.search import run_eas
 from rayneas.rl.reinforce import REINFORCE
 from rayneas.tune.experiment import load_experiment, run_experiment
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tune_eas_digits.yaml"
 # 4 iterations of 2 children fine-tuned 5 epochs: long enough to kill a run between checkpoints.
-SMALL = {"child": {"epochs": 1, "finetune_epochs": 5}, "budget": {"networks": 8},
+SMALL = {"start": {"epochs": 1}, "child": {"finetune_epochs": 5}, "budget": {"networks": 8},
          "controller": {"algorithm": "reinforce", "networks_per_iteration": 2, "num_env_runners": 1}}
 
 
@@ -91,6 +92,14 @@ def test_interrupted_eas_tune_experiment_finishes_with_tuner_restore(reference, 
     run_dir = Path(result.path) / "run"
     assert table(run_dir) == reference["table"]
     assert json.loads((run_dir / "result.json").read_text())["best"] == reference["best"]
+    # The NetPool lives once in the experiment's storage, each child's weights written once as it was
+    # trained: no checkpoint uploads any of it again.
+    storage = Path(experiment.path)
+    checkpoints = sorted(storage.glob("*/checkpoint_*"))
+    assert checkpoints and not [p for c in checkpoints for p in c.rglob("*") if "netpool" in p.name]
+    records = NetPoolStore(storage / "netpool.parquet").records()
+    assert len(records) == len({row[1] for row in reference["table"]}) + 1  # every child once, and the start net
+    assert len(list((storage / "netpool.weights").iterdir())) == len(records)
 
 
 def test_a_runner_killed_mid_sample_is_restarted_and_the_table_is_unchanged(cluster, tmp_path, monkeypatch, caplog):

@@ -12,6 +12,7 @@ os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 import ray  # noqa: E402
 
 from rayneas.eas.netpool import NetPoolStore, NetRecord, evaluate_once, netpool_actor, netpool_name  # noqa: E402
+from rayneas.eas.netpool_files import SCHEMA  # noqa: E402
 
 ARCHS = [f"conv-{w}-3 pool fc-8" for w in (4, 8, 12, 16, 20, 24)]
 
@@ -57,8 +58,20 @@ def test_claims_exclude_others_until_released_or_stale():
     assert pool.get_or_claim("a", "w2").status == "busy"
     pool.release("a", "w1")
     assert pool.get_or_claim("a", "w2").status == "claimed"
-    time.sleep(0.25)  # w2 presumed dead
-    assert pool.get_or_claim("a", "w3").status == "claimed"
+    began = time.monotonic()
+    pool.wait("a")  # in one thread only time changes a claim: returns when w2 is presumed dead
+    assert time.monotonic() - began > 0.1 and pool.get_or_claim("a", "w3").status == "claimed"
+
+
+def test_each_search_drains_only_its_own_episode_log():
+    # the trials of a Tune experiment share one pool: one search's iteration must never collect another's children
+    pool = NetPoolStore()
+    pool.log_episode("a", {"arch": ARCHS[0]})
+    pool.log_episode("b", {"arch": ARCHS[1]})
+    pool.log_episode("a", {"arch": ARCHS[2]})
+    assert pool.drain_episodes("a") == [{"arch": ARCHS[0]}, {"arch": ARCHS[2]}]
+    assert pool.drain_episodes("a") == []
+    assert pool.drain_episodes("b") == [{"arch": ARCHS[1]}]
 
 
 def test_failed_training_releases_the_claim():
@@ -86,6 +99,42 @@ def test_settings_never_share_a_record_and_weights_persist(tmp_path):
     assert reloaded.weights("conv-8-3", "lr=0.02") is None
     assert reloaded.best("lr=0.02") == a  # the most accurate record that can be exported
     assert len(list((tmp_path / "netpool.weights").iterdir())) == 2
+
+
+def test_each_record_is_appended_as_one_part_and_weights_are_kept_once_by_content(tmp_path):
+    path = tmp_path / "netpool.parquet"
+    pool = NetPoolStore(path)
+    pool.put(NetRecord("a", 0.5, 1, 1.0), b"same")
+    first = {p: (p.stat().st_ino, p.read_bytes()) for p in path.iterdir()}
+    pool.put(NetRecord("b", 0.6, 1, 1.0, "a"), b"same")
+    pool.put(NetRecord("c", 0.7, 1, 1.0, "a"), b"other")
+    assert len(list(path.iterdir())) == 3  # one part per record ...
+    assert all((p.stat().st_ino, p.read_bytes()) == kept for p, kept in first.items())  # ... none rewritten
+    assert len(list((tmp_path / "netpool.weights").iterdir())) == 2  # equal weights share one file
+    reloaded = NetPoolStore(path)
+    assert [r.arch for r in reloaded.records()] == ["a", "b", "c"]  # in the order they were added
+    assert reloaded.weights("b") == b"same" and reloaded.weights("c") == b"other"
+
+
+def test_a_single_file_pool_of_an_earlier_version_becomes_the_first_part(tmp_path):
+    path = tmp_path / "netpool.parquet"
+    old = [{**dataclasses.asdict(NetRecord("a", 0.5, 1, 1.0)), "weights_file": None}]
+    pq.write_table(pa.Table.from_pylist(old, schema=SCHEMA), path)
+    pool = NetPoolStore(path)
+    pool.put(NetRecord("b", 0.6, 1, 1.0, "a"))
+    assert path.is_dir() and len(list(path.iterdir())) == 2
+    assert [r.arch for r in NetPoolStore(path).records()] == ["a", "b"]
+    (tmp_path / ".netpool.parquet.upgrade").mkdir()  # an upgrade killed after deleting the old file:
+    for part in path.iterdir():
+        part.rename(tmp_path / ".netpool.parquet.upgrade" / part.name)
+    path.rmdir()
+    assert [r.arch for r in NetPoolStore(path).records()] == ["a", "b"]  # the next load finishes it
+
+
+def test_a_file_uri_names_the_same_pool_as_its_path(tmp_path):
+    path = tmp_path / "shared" / "netpool.parquet"
+    NetPoolStore(path.as_uri()).put(NetRecord("a", 0.5, 1, 1.0), b"W")
+    assert NetPoolStore(path).weights("a") == b"W"
 
 
 def test_importing_the_pool_does_not_import_ray():
@@ -130,7 +179,7 @@ def worker(archs: list[str], path: str) -> list[str]:
             time.sleep(0.2)  # long enough for the other worker to ask for the same arch meanwhile
             return fake_result(arch)
 
-        record, here = evaluate_once(pool, arch, evaluate, parent="start", poll_s=0.02)
+        record, here = evaluate_once(pool, arch, evaluate, parent="start")
         assert record.arch == arch
         if here:
             trained.append(arch)
@@ -154,7 +203,24 @@ def test_two_ray_workers_never_train_the_same_net_and_the_pool_survives_restart(
     assert ray.get(worker.remote(ARCHS, path)) == []  # nothing is trained again
     other = netpool_actor(tmp_path / "another.parquet")  # another run's file: its own actor, its own records
     assert ray.get(other.records.remote()) == [] and netpool_name(tmp_path / "another.parquet") != netpool_name(path)
-    with pytest.raises(ValueError, match="already exists with file"):
+    with pytest.raises(ValueError, match="already exists with location"):
         netpool_actor(tmp_path / "another.parquet", name=netpool_name(path))
     ray.kill(restarted)
     ray.kill(other)
+
+
+def test_a_waiting_worker_wakes_when_the_record_arrives_and_never_holds_up_the_actor(ray_local, tmp_path):
+    pool = netpool_actor(tmp_path / "wake.parquet")
+    for arch in ("a", "b"):
+        assert ray.get(pool.get_or_claim.remote(arch, "w1")).status == "claimed"
+        assert ray.get(pool.get_or_claim.remote(arch, "w2")).status == "busy"
+    waiting = {arch: pool.wait.remote(arch) for arch in ("a", "b")}
+    assert ray.get(pool.get_or_claim.remote("c", "w2")).status == "claimed"  # answered while two calls wait
+    assert ray.wait(list(waiting.values()), num_returns=2, timeout=0.5)[0] == []  # the claims are held (6 h)
+    ray.get(pool.put.remote(NetRecord("a", 0.5, 1, 1.0), b"W"))
+    assert ray.wait([waiting["a"]], timeout=10)[0] and not ray.wait([waiting["b"]], timeout=0.2)[0]
+    ray.get(pool.release.remote("b", "w1"))  # a failed training wakes its waiters too
+    assert ray.wait([waiting["b"]], timeout=10)[0]
+    assert ray.get(pool.get_or_claim.remote("b", "w2")).status == "claimed"
+    assert ray.get(pool.weights.remote("a")) == b"W"
+    ray.kill(pool)

@@ -1,13 +1,17 @@
 """ScorerPool on a real local Ray with logical GPUs: exact agreement with the serial path, one
-ray.put, packing of half-GPU actors, recovery from actor death, and clear errors.
+ray.put, packing of half-GPU actors, tasks queued in each actor, recovery from actor death (queued
+tasks included), and clear errors.
 
 Starting an actor costs seconds (a process that imports torch), so most tests share one
 module-scoped pool of four half-GPU actors and ask it for well- or ill-behaved jobs.
 """
 from __future__ import annotations
 
+import logging
 import os
+import statistics
 import sys
+import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -53,6 +57,7 @@ class JobScorer:
         marker = Path(job.folder) / "died"
         if job.misbehave == "die" or (job.misbehave == "die-once" and not marker.exists()):
             marker.touch()
+            time.sleep(0.5)  # part way through, as a scorer running out of memory; the last result has left
             os._exit(1)
         gen = torch.Generator().manual_seed(job.seed)
         net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.Flatten(),
@@ -100,6 +105,7 @@ def test_serial_error_names_the_task() -> None:
     ("kwargs", "message"),
     [
         ({"num_actors": -1}, "num_actors must be an integer >= 0"),
+        ({"in_flight_per_actor": 0}, "in_flight_per_actor must be an integer >= 1"),
         ({"threads_per_actor": 0}, "threads_per_actor must be an integer >= 1"),
         ({"num_gpus_per_actor": 1.5}, "Ray shares a GPU only for fractions below 1"),
         ({"num_cpus_per_actor": -1}, "num_cpus_per_actor must be >= 0"),
@@ -181,6 +187,19 @@ def test_results_match_serial_bit_for_bit_in_order_with_one_put(half_gpu_pool) -
     assert calls == [(i, len(JOBS)) for i in range(1, len(JOBS) + 1)] * 2
 
 
+def test_queued_tasks_give_the_results_of_one_at_a_time_and_of_serial(half_gpu_pool) -> None:
+    pool, _ = half_gpu_pool
+    jobs = [Job(seed) for seed in range(12)]  # more than the 4 actors: each gets a second task queued
+    try:
+        pool.in_flight = 1
+        one_at_a_time = pool.score(jobs)
+    finally:
+        pool.in_flight = 2
+    expected = _serial(jobs)
+    _assert_same(one_at_a_time, expected)
+    _assert_same(pool.score(jobs), expected)
+
+
 def test_scorer_exception_is_not_retried_and_names_the_task(half_gpu_pool, tmp_path: Path) -> None:
     pool, _ = half_gpu_pool
     bad = Job(2, "raise", str(tmp_path))
@@ -200,6 +219,50 @@ def test_dead_actor_is_replaced_and_only_its_task_retried(half_gpu_pool, tmp_pat
     assert calls == {seed: 2 if seed == 3 else 1 for seed in range(6)}
     assert len({p.pid for p in pool.placements()}) == 4  # the replacement is up, on a GPU share
     assert sorted(Counter(p.gpu_ids[0] for p in pool.placements()).values()) == [2, 2]
+
+
+class Nap:
+    """Sleeps, then says when (wall clock) and in which process it ran."""
+
+    def __call__(self, task: int, shared: Mapping[str, Any]) -> tuple[int, float, float]:
+        start = time.time()
+        time.sleep(0.5)
+        return os.getpid(), start, time.time()
+
+
+def test_a_queued_task_starts_without_waiting_for_the_driver(local_ray) -> None:
+    """The driver takes 0.3 s per result (a slow round trip): one task at a time, the actor waits that
+    long between tasks; with two in flight the next one is already in the actor."""
+    gaps: dict[int, list[float]] = {}
+    with ScorerPool(Nap, num_actors=1, progress=lambda done, total: time.sleep(0.3)) as pool:
+        pool.placements()
+        for in_flight in (1, 2):
+            pool.in_flight = in_flight
+            spans = pool.score(list(range(6)))
+            assert len({pid for pid, _, _ in spans}) == 1
+            gaps[in_flight] = [nxt[1] - prev[2] for prev, nxt in zip(spans, spans[1:])]
+    assert min(gaps[1]) >= 0.3
+    # the last task leaves only when the actor is idle (no task waits behind another at the end)
+    assert max(gaps[2][:-1]) < 0.3 <= gaps[2][-1], gaps[2]
+    assert statistics.median(gaps[2]) < statistics.median(gaps[1])
+
+
+def test_actor_lost_with_a_queued_task_hands_both_out_again(local_ray, tmp_path: Path, caplog) -> None:
+    """Task 1 kills the actor while task 2 waits behind it: both run again on the replacement, and only
+    task 1's try counts, so task 2 (which kills its own actor once later) still has a retry left."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    jobs = [Job(0, folder=str(tmp_path)), Job(1, "die-once", str(first)), Job(2, "die-once", str(second)),
+            Job(3, folder=str(tmp_path))]
+    with ScorerPool(JobScorer, num_actors=1, max_retries=1, threads_per_actor=THREADS,
+                    shared={"images": _images()}) as pool, \
+            caplog.at_level(logging.WARNING, logger="rayneas.scoring.pool"):
+        results = pool.score(jobs)
+    _assert_same(results, _serial([Job(seed) for seed in range(4)]))
+    assert "on task 1 of 4 (Job(seed=1, misbehave='die-once'" in caplog.text
+    assert "and the 1 task(s) queued behind it" in caplog.text
+    calls = Counter(int(p.name.split("-")[1]) for p in tmp_path.rglob("call-*"))
+    assert calls == {0: 1, 1: 2, 2: 2, 3: 1}  # task 2 never started on the first actor
 
 
 def test_task_that_kills_its_actor_too_often_gives_up(local_ray, tmp_path: Path) -> None:

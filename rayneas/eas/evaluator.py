@@ -23,8 +23,10 @@ import math
 import torch
 
 from rayneas.config import to_dict
+from rayneas.data.arrays import DataError
 from rayneas.eas.config import TRAIN_FREE_MODES, EASEnvConfig
-from rayneas.eas.data import load_child_data
+from rayneas.eas.data import ChildData, load_child_data
+from rayneas.eas.nodes import missing_here
 from rayneas.eas.netpool import Evaluation, call, connect, evaluate_once
 from rayneas.eas.reward import UntrainedResult, surrogate_accuracy, tan_reward
 from rayneas.eas.space import eas_space
@@ -42,6 +44,15 @@ def load_state(net: torch.nn.Module, data: bytes) -> None:
     net.load_state_dict(torch.load(io.BytesIO(data), map_location=next(net.parameters()).device, weights_only=True))
 
 
+def _child_data(cfg: EASEnvConfig) -> ChildData:
+    """The child data, or a `DataError` naming this node: an env runner on a node that joined after the run's
+    check (`rayneas.eas.nodes`, e.g. added by an autoscaler) reads ``dataset.root`` there, where it may not exist."""
+    try:
+        return load_child_data(cfg.dataset, cfg.seed)
+    except DataError as exc:
+        raise DataError(missing_here(cfg.dataset, exc)) from None
+
+
 @dataclasses.dataclass(frozen=True)
 class Score:
     reward: float
@@ -54,7 +65,7 @@ class ChildEvaluator:
     def __init__(self, cfg: EASEnvConfig) -> None:
         self.cfg = cfg
         self.space = eas_space(cfg.space)
-        self.data = load_child_data(cfg.dataset, cfg.seed)
+        self.data = _child_data(cfg)
         self.pool = connect(cfg.netpool)
         self._start: tuple[bytes, float] | None = None
         self.trained_start = False  # this process trained the start net (every other one loads it)
@@ -66,12 +77,12 @@ class ChildEvaluator:
         cfg = self.cfg
         if role == "surrogate":
             return json.dumps({"role": role})  # a function of the architecture alone
-        train = to_dict(cfg.child)
         fields = {"role": role, "dataset": to_dict(cfg.dataset), "seed": cfg.seed}
         if role == "start":
-            fields["train"] = {k: v for k, v in train.items() if not k.startswith("finetune")}
-        else:  # a child's score also depends on its parent and on the transforms' noise
-            fields.update(train=train, start_net=cfg.space.start_net, noise=to_dict(cfg.noise))
+            fields["train"] = to_dict(cfg.start)
+        else:  # a child's score also depends on its parent (and how it was trained) and on the transforms' noise
+            fields.update(train=to_dict(cfg.child), start=to_dict(cfg.start), start_net=cfg.space.start_net,
+                          noise=to_dict(cfg.noise))
         if role == "child" and cfg.reward.mode in TRAIN_FREE_MODES:
             # ... and on the indicators, and on the reference pool: its size and how its children grow
             reward = {k: v for k, v in to_dict(cfg.reward).items() if k != "invalid_penalty"}
@@ -87,7 +98,7 @@ class ChildEvaluator:
     def start_network(self) -> tuple[torch.nn.Module, float | None]:
         """A new copy of the start network and its validation accuracy.
 
-        Trained (``child.epochs``) once per run through the pool; the
+        Trained (section ``start``) once per run through the pool; the
         surrogate and indicators rewards ignore weights, so there it stays untrained (None).
         """
         net = self._fresh_start()
@@ -97,7 +108,7 @@ class ChildEvaluator:
             cfg = self.cfg
             record, self.trained_start = evaluate_once(
                 self.pool, self.space.arch_string(net),
-                lambda: train_child(net, self.data, cfg.child, seed=cfg.seed, device=cfg.device,
+                lambda: train_child(net, self.data, cfg.start, seed=cfg.seed, device=cfg.device,
                                     augment=self.data.augment),
                 setting=self.setting("start"), weights=lambda: state_bytes(net))
             weights = call(self.pool, "weights", record.arch, record.setting)
@@ -109,7 +120,7 @@ class ChildEvaluator:
         return net, self._start[1]
 
     def log_episode(self, entry: dict) -> None:
-        call(self.pool, "log_episode", entry)
+        call(self.pool, "log_episode", self.cfg.episode_log, entry)
 
     def score(self, net: torch.nn.Module) -> Score:
         """Reward of a finished child (see the module's docstring for each ``reward.mode``), once per network."""

@@ -4,12 +4,19 @@ EAS meets the same architecture again and again (different transform
 sequences reach the same net); its accuracy is looked up instead of trained
 anew. A record is keyed by architecture *and* ``setting`` (a string naming
 everything else the result depends on: dataset, seed, training settings), so
-two settings never share a record. Many workers share one pool as a Ray
-actor, whose methods run one at a time, so `NetPoolStore.get_or_claim` is
-atomic: the first worker to ask for a new network gets the claim and trains
-it; the others see "busy" and wait for its record (`evaluate_once` does this).
-Every record is written through to a Parquet file, and trained weights to one
-side file per record, so a restarted search starts with the pool it had and
+two settings never share a record. Many workers share one pool as an async Ray
+actor (`NetPoolActor`): claims and look-ups run one at a time on its event loop,
+so `NetPoolStore.get_or_claim` is atomic: the first worker to ask for a new
+network gets the claim and trains it; the others see "busy" and wait, woken
+by an event when its record arrives (`evaluate_once` does this). File reads and
+writes run in threads, so one slow upload or download never holds up the others.
+
+The pool lives at a location (`rayneas.storage`: a local folder, a shared
+mount or an object-store URI), written only by appending: each record is one
+small Parquet file in the location's folder (read back together as one
+dataset) and each set of weights one file named by its content in
+``<stem>.weights/`` beside it. Nothing is ever rewritten, so a restarted search
+starts with the pool it had, a checkpoint needs to upload nothing of it, and
 the best network can be exported.
 
 Ray is imported only where an actor is made or called: workers that use a
@@ -17,19 +24,20 @@ local `NetPoolStore` never pay for it.
 """
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import hashlib
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any, Callable, Literal, Protocol
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+from rayneas.eas.netpool_files import NetRecord, PoolFiles
+from rayneas.storage import is_uri, resolve
 
-from rayneas.runs.files import write_bytes_atomic, write_parquet_atomic
+__all__ = ["Claim", "Evaluation", "NetPoolActor", "NetPoolStore", "NetRecord", "call", "connect", "evaluate_once",
+           "netpool_actor", "netpool_name", "release_claims"]
 
 
 class Evaluation(Protocol):
@@ -40,21 +48,6 @@ class Evaluation(Protocol):
     epochs: int
     seconds: float
 
-
-@dataclasses.dataclass(frozen=True)
-class NetRecord:
-    arch: str
-    accuracy: float  # validation accuracy
-    epochs: int
-    seconds: float  # training time
-    parent: str | None = None  # the architecture it was morphed from, None for a start network
-    setting: str = ""  # what else the result depends on (dataset, seed, training settings)
-
-
-_ARROW_TYPES = {"str": pa.string(), "str | None": pa.string(), "float": pa.float64(), "int": pa.int64()}
-#: The Parquet file's columns: every `NetRecord` field, then where the record's weights are kept.
-SCHEMA = pa.schema([(f.name, _ARROW_TYPES[f.type]) for f in dataclasses.fields(NetRecord)]
-                   + [("weights_file", pa.string())])
 
 Key = tuple[str, str]  # (setting, arch)
 
@@ -70,32 +63,28 @@ class Claim:
 
 
 class NetPoolStore:
-    """The pool itself, in one process; `netpool_actor` shares it between workers.
+    """The pool itself, in one process (one thread); `NetPoolActor` shares it between workers.
 
-    Weights (the bytes of a saved ``state_dict``) live beside the Parquet file
-    in ``<stem>.weights/``, one file per record, so rewriting the table after
-    each record never rewrites megabytes of weights.
+    Without a location the pool, weights included, lives in memory only.
     """
 
-    def __init__(self, path: str | Path | None = None, claim_timeout_s: float = 6 * 3600) -> None:
-        self.path = Path(path) if path is not None else None
+    def __init__(self, location: str | None = None, claim_timeout_s: float = 6 * 3600) -> None:
+        self.location = None if location is None else resolve(location)
         self.claim_timeout_s = claim_timeout_s
+        self._files = None if self.location is None else PoolFiles(self.location)
         self._records: dict[Key, NetRecord] = {}
         self._weight_files: dict[Key, str] = {}
-        self._weights: dict[Key, bytes] = {}  # only without a path
+        self._weights: dict[Key, bytes] = {}  # only without a location
         self._claims: dict[Key, tuple[str, float]] = {}  # key -> (owner, monotonic time claimed)
-        self._episodes: list[dict[str, Any]] = []  # finished episodes not yet collected (never persisted)
-        if self.path is not None and self.path.exists():
-            for record, weights_file in _read(self.path):
-                self._records[(record.setting, record.arch)] = record
-                if weights_file:
-                    self._weight_files[(record.setting, record.arch)] = weights_file
+        self._episodes: dict[str, list[dict[str, Any]]] = {}  # log -> finished episodes not yet collected
+        for record, weights_file in [] if self._files is None else self._files.load():
+            self._add(record, None, weights_file)
 
     def __len__(self) -> int:
         return len(self._records)
 
     def storage(self) -> str | None:
-        return None if self.path is None else str(self.path)
+        return self.location
 
     def get(self, arch: str, setting: str = "") -> NetRecord | None:
         return self._records.get((setting, arch))
@@ -110,10 +99,10 @@ class NetPoolStore:
 
     def weights(self, arch: str, setting: str = "") -> bytes | None:
         key = (setting, arch)
-        if self.path is None:
+        if self._files is None:
             return self._weights.get(key)
         name = self._weight_files.get(key)
-        return None if name is None else (self._weights_dir() / name).read_bytes()
+        return None if name is None else self._files.read_weights(name)
 
     def get_or_claim(self, arch: str, owner: str, setting: str = "") -> Claim:
         key = (setting, arch)
@@ -121,10 +110,15 @@ class NetPoolStore:
             return Claim("done", record=self._records[key])
         holder = self._claims.get(key)
         # A claim older than the timeout belongs to a worker presumed dead.
-        if holder is not None and holder[0] != owner and time.monotonic() - holder[1] < self.claim_timeout_s:
+        if holder is not None and holder[0] != owner and self._stale_in(key) > 0:
             return Claim("busy", owner=holder[0])
         self._claims[key] = (owner, time.monotonic())
         return Claim("claimed", owner=owner)
+
+    def wait(self, arch: str, setting: str = "") -> None:
+        """Return once the claim on (``setting``, ``arch``) may have changed. In one thread nothing but
+        time changes it (the claim goes stale); `NetPoolActor.wait` also wakes on a put or release."""
+        time.sleep(self._stale_in((setting, arch)))
 
     def release(self, arch: str, owner: str, setting: str = "") -> None:
         """Give up a claim (the training failed), so another worker may take it."""
@@ -132,71 +126,110 @@ class NetPoolStore:
             del self._claims[(setting, arch)]
 
     def put(self, record: NetRecord, weights: bytes | None = None) -> NetRecord:
-        """Store a result (and its weights) and persist the pool; the first record of a key wins and is returned."""
-        key = (record.setting, record.arch)
-        self._claims.pop(key, None)
-        if key in self._records:
-            return self._records[key]
-        self._records[key] = record
-        if weights is not None:
-            if self.path is None:
-                self._weights[key] = weights
-            else:
-                name = hashlib.sha1(f"{record.setting}\n{record.arch}".encode()).hexdigest() + ".pt"
-                write_bytes_atomic(self._weights_dir() / name, weights)
-                self._weight_files[key] = name
-        if self.path is not None:
-            _write(self.path, [(r, self._weight_files.get(k)) for k, r in self._records.items()])
-        return record
+        """Store a result (and its weights) and persist it; the first record of a key wins and is returned."""
+        if (record.setting, record.arch) in self._records:
+            return self._add(record, weights, None)
+        return self._add(record, weights, self._persist(record, weights))
 
     def release_all_claims(self) -> int:
         """Drop every claim (when their owners are known dead); returns how many there were."""
         count, self._claims = len(self._claims), {}
         return count
 
-    def log_episode(self, entry: dict[str, Any]) -> None:
-        """A finished episode's child (arch, val_acc, reward, hit...), from whichever env runner ran it."""
-        self._episodes.append(entry)
+    def log_episode(self, log: str, entry: dict[str, Any]) -> None:
+        """A finished episode's child (arch, val_acc, reward, hit...), from whichever env runner ran it, in the
+        episode log ``log`` of the search that sampled it (never persisted)."""
+        self._episodes.setdefault(log, []).append(entry)
 
-    def drain_episodes(self) -> list[dict[str, Any]]:
-        """The episodes logged since the last call: the search driver collects them once per iteration,
-        whatever RLlib algorithm sampled them."""
-        episodes, self._episodes = self._episodes, []
-        return episodes
+    def drain_episodes(self, log: str) -> list[dict[str, Any]]:
+        """The episodes logged in ``log`` since the last call: the search driver collects them once per
+        iteration, whatever RLlib algorithm sampled them. One log per search: the searches of a Tune
+        experiment share one pool, and each must see only its own children."""
+        return self._episodes.pop(log, [])
+
+    def _persist(self, record: NetRecord, weights: bytes | None) -> str | None:
+        """Write the record to the pool's files (file I/O only: `NetPoolActor` runs it in a thread)."""
+        return None if self._files is None else self._files.add(record, weights)
+
+    def _add(self, record: NetRecord, weights: bytes | None, weights_file: str | None) -> NetRecord:
+        """Take a record into memory (unless its key has one: the first wins) and end its claim."""
+        key = (record.setting, record.arch)
+        self._claims.pop(key, None)
+        if key in self._records:
+            return self._records[key]
+        self._records[key] = record
+        if weights_file is not None:
+            self._weight_files[key] = weights_file
+        elif weights is not None and self._files is None:
+            self._weights[key] = weights
+        return record
+
+    def _stale_in(self, key: Key) -> float:
+        """Seconds until the claim on ``key`` goes stale (0: there is none, or it is stale)."""
+        holder = self._claims.get(key)
+        return 0.0 if holder is None else max(0.0, holder[1] + self.claim_timeout_s - time.monotonic())
 
     def _has_weights(self, key: Key) -> bool:
-        return key in (self._weights if self.path is None else self._weight_files)
-
-    def _weights_dir(self) -> Path:
-        assert self.path is not None
-        return self.path.with_name(f"{self.path.stem}.weights")
+        return key in (self._weights if self._files is None else self._weight_files)
 
 
-def _read(path: Path) -> list[tuple[NetRecord, str | None]]:
-    table = pq.read_table(path)
-    missing = [name for name in SCHEMA.names if name not in table.column_names]
-    if missing:
-        raise ValueError(f"{path} is not a NetPool file: it lacks column(s) {missing}; "
-                         "point the netpool setting at a new file or at one a NetPool wrote")
-    rows = table.select(SCHEMA.names).to_pylist()
-    return [(NetRecord(**{k: v for k, v in row.items() if k != "weights_file"}), row["weights_file"]) for row in rows]
+class NetPoolActor(NetPoolStore):
+    """The pool as an async Ray actor: the methods that touch files or wait are coroutines.
+
+    Claims and look-ups are plain methods, which Ray runs on the actor's event
+    loop one at a time (so a claim is atomic); a put writes its files in a
+    thread while the loop answers other workers, and a worker waiting for a
+    network another one trains sleeps on an `asyncio.Event` that the put (or a
+    release) sets, instead of asking again and again.
+    """
+
+    def __init__(self, location: str | None = None, claim_timeout_s: float = 6 * 3600) -> None:
+        super().__init__(location, claim_timeout_s)
+        self._changed: dict[Key, asyncio.Event] = {}
+
+    async def weights(self, arch: str, setting: str = "") -> bytes | None:
+        return await asyncio.to_thread(super().weights, arch, setting)
+
+    async def wait(self, arch: str, setting: str = "") -> None:
+        key = (setting, arch)
+        timeout = self._stale_in(key)
+        if key in self._records or timeout == 0:
+            return
+        try:
+            await asyncio.wait_for(self._changed.setdefault(key, asyncio.Event()).wait(), timeout)
+        except asyncio.TimeoutError:
+            pass  # the claim went stale: the waiter may take it
+
+    async def release(self, arch: str, owner: str, setting: str = "") -> None:
+        super().release(arch, owner, setting)
+        self._wake((setting, arch))
+
+    async def put(self, record: NetRecord, weights: bytes | None = None) -> NetRecord:
+        key = (record.setting, record.arch)
+        name = None if key in self._records else await asyncio.to_thread(self._persist, record, weights)
+        stored = self._add(record, weights, name)
+        self._wake(key)
+        return stored
+
+    async def release_all_claims(self) -> int:
+        count = super().release_all_claims()
+        for key in list(self._changed):
+            self._wake(key)
+        return count
+
+    def _wake(self, key: Key) -> None:
+        event = self._changed.pop(key, None)
+        if event is not None:
+            event.set()
 
 
-def _write(path: Path, rows: list[tuple[NetRecord, str | None]]) -> None:
-    table = pa.Table.from_pylist([{**dataclasses.asdict(r), "weights_file": w} for r, w in rows], schema=SCHEMA)
-    write_parquet_atomic(path, table)
-
-
-# Ray's own resource of the head node: the pool lives where the driver (and `ray job submit`'s
-# entrypoint) runs, so a relative or local Parquet path lands on the driver's disk.
-HEAD_NODE_RESOURCE = "node:__internal_head__"
 _LOCAL: dict[str | None, NetPoolStore] = {}
 
 
-def netpool_name(path: str | Path | None) -> str:
-    """The actor name of the pool stored at ``path``: one pool per file, so two runs with their own
-    files never share an actor by accident (records are keyed by setting, so sharing a file is safe)."""
-    where = "memory" if path is None else str(Path(path).resolve())
+def netpool_name(location: str | None) -> str:
+    """The actor name of the pool stored at ``location``: one pool per location, so two runs with their own
+    pools never share an actor by accident (records are keyed by setting, so sharing a location is safe)."""
+    where = "memory" if location is None else resolve(location)
     return "rayneas-netpool-" + hashlib.sha1(where.encode()).hexdigest()[:12]
 
 
@@ -204,44 +237,48 @@ def netpool_name(path: str | Path | None) -> str:
 def _actor_class() -> Any:
     import ray
 
-    return ray.remote(NetPoolStore)
+    return ray.remote(NetPoolActor)
 
 
-def netpool_actor(path: str | Path | None, name: str | None = None, claim_timeout_s: float = 6 * 3600):
-    """The named pool actor of ``path`` in this Ray namespace, created on the head node (loading ``path``) on first use."""
+def netpool_actor(location: str | None, name: str | None = None, claim_timeout_s: float = 6 * 3600):
+    """The named pool actor of ``location`` in this Ray namespace, created (loading ``location``) on first use.
+
+    A pool on a local path lives on the node of the process that creates it, where that path is; one in
+    memory or at a URI may live on any node. Either way outside any placement group: a Tune trial's group
+    (which captures its children) holds bundles for its workers only.
+    """
     import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    path = None if path is None else str(Path(path).resolve())
-    name = name or netpool_name(path)
-    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-
-    # Outside any placement group: a Tune trial's group (which captures its children) has no head-node bundle.
-    options = {"name": name, "get_if_exists": True, "num_cpus": 0, "resources": {HEAD_NODE_RESOURCE: 0.001},
-               "scheduling_strategy": PlacementGroupSchedulingStrategy(placement_group=None)}
-    actor = _actor_class().options(**options).remote(path, claim_timeout_s)
+    location = None if location is None else resolve(location)
+    name = name or netpool_name(location)
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
+                                          soft=location is None or is_uri(location))
+    actor = _actor_class().options(name=name, get_if_exists=True, num_cpus=0, scheduling_strategy=here).remote(
+        location, claim_timeout_s)
     existing = ray.get(actor.storage.remote())
-    if existing != path:
-        raise ValueError(f"the NetPool actor {name!r} already exists with file {existing!r}, not {path!r}; "
-                         "use the same file or another actor name")
+    if existing != location:
+        raise ValueError(f"the NetPool actor {name!r} already exists with location {existing!r}, not {location!r}; "
+                         "use the same location or another actor name")
     return actor
 
 
-def connect(path: str | Path | None) -> Any:
+def connect(location: str | None) -> Any:
     """The pool a worker should use: the shared actor when this process is part of a Ray cluster,
-    else one `NetPoolStore` per file per process (so every env in the process shares it)."""
+    else one `NetPoolStore` per location per process (so every env in the process shares it)."""
     ray = sys.modules.get("ray")
     if ray is not None and ray.is_initialized():
-        return netpool_actor(path)
-    key = None if path is None else str(Path(path).resolve())
+        return netpool_actor(location)
+    key = None if location is None else resolve(location)
     if key not in _LOCAL:
         _LOCAL[key] = NetPoolStore(key)
     return _LOCAL[key]
 
 
-def release_claims(path: str | Path | None) -> int:
-    """Release the claims in the pool of ``path`` once every live worker is idle: the rest belong to dead
+def release_claims(location: str | None) -> int:
+    """Release the claims in the pool at ``location`` once every live worker is idle: the rest belong to dead
     workers, and an architecture they were training would otherwise wait for the claim timeout."""
-    return call(connect(path), "release_all_claims")
+    return call(connect(location), "release_all_claims")
 
 
 def call(pool: Any, method: str, *args: Any) -> Any:
@@ -254,12 +291,12 @@ def call(pool: Any, method: str, *args: Any) -> Any:
 
 
 def evaluate_once(pool: Any, arch: str, evaluate: Callable[[], Evaluation], *, parent: str | None = None,
-                  setting: str = "", weights: Callable[[], bytes] | None = None,
-                  poll_s: float = 0.1) -> tuple[NetRecord, bool]:
+                  setting: str = "", weights: Callable[[], bytes] | None = None) -> tuple[NetRecord, bool]:
     """The pool's record of (``setting``, ``arch``), calling ``evaluate`` only if no worker has trained it.
 
     ``pool`` is a `NetPoolStore` or its actor. Returns (record, trained here).
-    If another worker is training it, waits for its record; if ``evaluate``
+    If another worker is training it, waits for its record (or for its claim to
+    go stale); if ``evaluate``
     raises, the claim is released and the error re-raised. ``weights``, called
     after a successful ``evaluate``, gives the trained weights to keep.
     """
@@ -270,7 +307,7 @@ def evaluate_once(pool: Any, arch: str, evaluate: Callable[[], Evaluation], *, p
             return claim.record, False
         if claim.status == "claimed":
             break
-        time.sleep(poll_s)
+        call(pool, "wait", arch, setting)
     try:
         result = evaluate()
         trained = None if weights is None else weights()

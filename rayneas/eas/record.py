@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -30,8 +30,9 @@ NETWORK_SCHEMA = pa.schema([
     ("reward", pa.float64()), ("netpool_hit", pa.bool_()), ("train_seconds", pa.float64()),
     ("episode_seconds", pa.float64()), ("params", pa.int64()), ("invalid_actions", pa.int64()),
 ])
-#: Settings a resumed run may change: neither alters a number already computed.
-RESUMABLE = ("name", "budget")
+#: Settings a resumed run may change: none alters a number already computed (the NetPool's records are
+#: keyed by everything they depend on, so where it lives does not matter).
+RESUMABLE = ("name", "budget", "netpool")
 
 
 @dataclasses.dataclass
@@ -52,12 +53,24 @@ def best_key(cfg: EASConfig) -> str:
     return "reward" if cfg.reward.mode == "indicators" else "val_acc"
 
 
-def _settings(cfg: EASConfig) -> dict[str, Any]:
-    return {k: v for k, v in to_dict(cfg).items() if k not in RESUMABLE}
+def _settings(cfg: EASConfig, may_change: Sequence[str] = ()) -> dict[str, Any]:
+    """The settings a resumed run must share with the saved one: all but `RESUMABLE` and the dotted keys
+    ``may_change`` (what a PBT exploit mutates)."""
+    data = {k: v for k, v in to_dict(cfg).items() if k not in RESUMABLE}
+    for key in may_change:
+        *sections, last = key.split(".")
+        node = data
+        for part in sections:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return data
 
 
 class EASRunStore(RunFolder):
     """Reads and writes the files of one EAS run folder."""
+
+    WHOLE = (CHECKPOINT,)
 
     @property
     def checkpoint(self) -> Path:
@@ -68,8 +81,9 @@ class EASRunStore(RunFolder):
         """Where `save` parks the previous checkpoint between its two renames."""
         return self.dir / f".{CHECKPOINT}.old"
 
-    def start(self, cfg: EASConfig, resume: bool) -> EASState:
-        """A new state, or (``resume``) the checkpoint's, after checking the config changes no saved number.
+    def start(self, cfg: EASConfig, resume: bool, may_change: Sequence[str] = ()) -> EASState:
+        """A new state, or (``resume``) the checkpoint's, after checking the config changes no saved number
+        (``may_change``: dotted keys that may differ too, e.g. the controller's lr a PBT exploit mutated).
 
         Resuming a run killed before its first checkpoint starts it afresh
         (its trained children are still in the NetPool file).
@@ -84,15 +98,20 @@ class EASRunStore(RunFolder):
         state = EASState()
         if resume and saved:
             # read through today's schema, so a key added since (e.g. space.kind) counts at its default
-            diff = diff_keys(_settings(load_config(self.dir)), _settings(cfg))
+            diff = diff_keys(_settings(load_config(self.dir), may_change), _settings(cfg, may_change))
             if diff:
                 raise RunDirError(f"cannot resume {self.dir}: the config differs from the saved run in "
                                   f"{', '.join(sorted(diff))}; only {' and '.join(RESUMABLE)} may change "
                                   "(e.g. --set budget.networks=200 to search longer)")
-            state = EASState(**read_json(self.checkpoint / SEARCH))
-            state.networks = pq.read_table(self.checkpoint / NETWORKS).to_pylist()
+            state = self.saved_state()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.write_config(cfg)
+        return state
+
+    def saved_state(self) -> EASState:
+        """The counters and network table of the last checkpoint."""
+        state = EASState(**read_json(self.checkpoint / SEARCH))
+        state.networks = pq.read_table(self.checkpoint / NETWORKS).to_pylist()
         return state
 
     def save(self, algo: Any, state: EASState) -> None:
@@ -109,6 +128,7 @@ class EASRunStore(RunFolder):
         os.replace(tmp, self.checkpoint)
         shutil.rmtree(old, ignore_errors=True)
         write_parquet_atomic(self.dir / NETWORKS, table)
+        self.saved()
 
 
 def load_config(run_dir: Path) -> EASConfig:

@@ -2,7 +2,13 @@
 
 One place sizes every algorithm's batches from ``networks_per_iteration`` (an
 iteration samples that many whole episodes, i.e. child networks), so swapping
-the algorithm keeps the search budget the same.
+the algorithm keeps the search budget the same. Two RLlib defaults are
+changed for every algorithm, because an EAS episode is a child network's
+training: the controller learns in the driver (``num_learners: 0``; IMPALA
+and APPO would otherwise start a learner actor that needs a CPU beside the
+env runners, which a 2-CPU machine does not have), and sampling has no
+timeout (``sample_timeout_s: None``; RLlib's 60 s would make PPO drop every
+episode whose children train longer). ``controller.rllib`` overrides both.
 """
 from __future__ import annotations
 
@@ -60,7 +66,8 @@ def controller_config(*, algorithm: str, module: str, env_config: Mapping[str, A
     batch = networks_per_iteration * episode_steps
     config.environment(ENV_ID, env_config=dict(env_config)).debugging(seed=seed, log_level=rllib_log_level())
     config.env_runners(num_env_runners=num_env_runners, batch_mode="complete_episodes",
-                       rollout_fragment_length=episode_steps)
+                       rollout_fragment_length=episode_steps, sample_timeout_s=None)
+    config.learners(num_learners=0)
     config.reporting(min_time_s_per_iteration=0, min_sample_timesteps_per_iteration=0)
     if algorithm == "random":
         config.rl_module(rl_module_spec=UNIFORM_MODULE)
@@ -72,6 +79,9 @@ def controller_config(*, algorithm: str, module: str, env_config: Mapping[str, A
         config.training(episodes_per_iteration=networks_per_iteration)
     elif algorithm == "ppo":
         config.training(train_batch_size_per_learner=batch, minibatch_size=episode_steps, num_epochs=1)
-    else:  # appo, impala: one learner update per batch of whole episodes
+    else:  # appo, impala: one learner update per batch of whole episodes, and an iteration ends after that many
+        # steps, as the others' (RLlib's asynchronous default returns from train() with whatever has arrived,
+        # often nothing: hundreds of iterations, each saving a checkpoint, for one batch of children)
         config.training(train_batch_size_per_learner=batch)
+        config.reporting(min_sample_timesteps_per_iteration=batch)
     return apply_rllib(config, rllib or {})

@@ -36,7 +36,3 @@ def write_json_atomic(path: Path, data: Any, indent: int = 1) -> None:
 
 def write_parquet_atomic(path: Path, table: pa.Table) -> None:
     _replace(Path(path), lambda tmp: pq.write_table(table, tmp))
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    _replace(Path(path), lambda tmp: tmp.write_bytes(data))

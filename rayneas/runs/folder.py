@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rayneas.runs.files import write_json_atomic
+from rayneas.runs.staging import push_staged
 from rayneas.schema import ConfigError, to_dict
 
 CONFIG, RESULT = "config.json", "result.json"
@@ -27,10 +28,18 @@ def read_json(path: Path) -> Any:
 
 
 class RunFolder:
-    """One run folder; a run kind's store adds its own state files."""
+    """One run folder; a run kind's store adds its own state files and calls `saved` after each save."""
+
+    #: Folders the store replaces as a whole (by a rename): a copy at a URI shows one version at a time.
+    WHOLE: tuple[str, ...] = ()
 
     def __init__(self, run_dir: Path) -> None:
         self.dir = Path(run_dir)
+
+    def saved(self) -> None:
+        """The folder is consistent again after a save: a folder staged for a URI (`rayneas.runs.staging`)
+        uploads what changed, so a run killed later resumes from there."""
+        push_staged(self.dir, self.WHOLE)
 
     def already_holds(self, what: str, marker: str) -> RunDirError:
         """The error for starting a run where ``marker`` shows ``what`` (e.g. "a TE-NAS run") already is."""
@@ -42,3 +51,4 @@ class RunFolder:
 
     def write_result(self, result: dict) -> None:
         write_json_atomic(self.dir / RESULT, result)
+        self.saved()

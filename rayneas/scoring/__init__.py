@@ -12,7 +12,7 @@ import importlib
 from typing import Any
 
 _WHERE = {
-    "actors_that_fit": "cluster", "check_fits": "cluster", "ensure_ray": "cluster",
+    "actors_that_fit": "cluster", "alive_nodes": "cluster", "check_fits": "cluster", "ensure_ray": "cluster",
     "DEVICE_KEY": "host", "Scorer": "host", "select_device": "host",
     "ActorPlacement": "actor",
     "ScorerPool": "pool", "ScoringError": "pool",

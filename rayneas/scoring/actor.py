@@ -1,4 +1,4 @@
-"""The Ray actor that hosts one scorer, and where it landed (GPU ids, device, threads)."""
+"""The Ray actor that hosts one scorer, and where it landed (node, GPU ids, device, threads)."""
 from __future__ import annotations
 
 import os
@@ -13,8 +13,9 @@ from rayneas.scoring.host import Scorer, ScorerHost, select_device
 
 @dataclass(frozen=True)
 class ActorPlacement:
-    """Where one scoring actor runs (for logs, and to check GPU packing)."""
+    """Where one scoring actor runs (for logs, and to check GPU packing and the spread over nodes)."""
 
+    node_id: str  # Ray's node id (hex), as in ray.nodes()
     pid: int
     gpu_ids: tuple[Any, ...]
     device: str
@@ -33,7 +34,8 @@ class ScoringActor:
         return self.host(task)
 
     def placement(self) -> ActorPlacement:
-        return ActorPlacement(os.getpid(), self.gpu_ids, str(self.host.device), torch.get_num_threads())
+        return ActorPlacement(ray.get_runtime_context().get_node_id(), os.getpid(), self.gpu_ids,
+                              str(self.host.device), torch.get_num_threads())
 
 
 RemoteScoringActor = ray.remote(ScoringActor)

@@ -54,11 +54,15 @@ class SupernetConfig:
 
 @dataclasses.dataclass
 class ScoringConfig:
+    """`ScorerPool`'s keyword arguments, by the same names (a search passes them on as they are)."""
+
     num_actors: int = spec(2, ge=0, doc="Ray actors scoring candidates; 0 scores in this process")
     num_gpus_per_actor: float = spec(0.0, ge=0, doc="GPU share per actor (0.5 puts two actors on a GPU)")
     num_cpus_per_actor: float = spec(1.0, gt=0)
     threads_per_actor: int = spec(1, ge=1, doc="torch threads in each actor (and in the serial path)")
     max_retries: int = spec(3, ge=0, doc="times a task is retried on a restarted actor after the actor dies")
+    in_flight_per_actor: int = spec(2, ge=1, doc="tasks queued in each actor at once, so it never waits for the "
+                                                 "driver between tasks; 1: one at a time (same numbers)")
     autoscaling: bool = spec(False, doc="the cluster adds nodes on demand (cluster launcher, KubeRay): a pool "
                                         "larger than today's nodes warns and waits instead of failing")
 

@@ -5,21 +5,29 @@ Every worker (each actor, or the driver on the serial path) runs the same
 summed in a different order under a different number of threads: that is what
 makes ``num_actors=0`` and ``num_actors=4`` agree exactly, not just closely.
 
-Tasks go out one per free actor and the next one leaves when a result comes
-back, so slow and fast candidates balance themselves. An actor that dies (or
-becomes unreachable) is replaced by a new one and its task handed out again,
-up to ``max_retries`` times per task; results already received are kept. The
-pool replaces actors itself rather than through Ray's ``max_restarts``: calls
-made while Ray restarts an actor fail at once with ActorUnavailableError,
-whereas calls to a new actor wait until it has started.
+Each actor holds up to ``in_flight_per_actor`` tasks (default 2): Ray runs an
+actor's calls one after another, so the next task is already waiting in the
+actor when the current one ends, instead of a driver round trip later. Tasks
+go to the least loaded actor and the next leaves when a result comes back, so
+slow and fast candidates balance themselves; near the end of the list only
+idle actors get tasks, so none waits behind a slow one. Results are keyed by
+task, so the order in which they come back never shows.
+
+An actor that dies (or becomes unreachable: its process crashed, its node went
+away) is replaced by a new one and its unfinished tasks, queued ones included,
+handed out again, up to ``max_retries`` times per task; results already
+computed are kept. The pool replaces actors itself rather than through Ray's
+``max_restarts``: calls made while Ray restarts an actor fail at once with
+ActorUnavailableError, whereas calls to a new actor wait until it has started.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import reprlib
-from collections import deque
-from typing import Any, Callable, Mapping, Sequence
+from collections import Counter, deque
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import ray
 import torch
@@ -27,7 +35,7 @@ from ray.exceptions import RayActorError, RayTaskError
 from ray.util.placement_group import get_current_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from rayneas.scoring.cluster import check_fits
+from rayneas.scoring.cluster import actors_that_fit, alive_nodes, check_fits
 from rayneas.scoring.actor import ActorPlacement, RemoteScoringActor
 from rayneas.scoring.host import DEVICE_KEY, Scorer, ScorerHost, select_device
 
@@ -64,6 +72,25 @@ def _check_resources(num_cpus: float, num_gpus: float) -> None:
         )
 
 
+class _Flight(NamedTuple):
+    """A task sent to an actor; ``actor`` is the handle it went to, which tells a replaced actor's calls apart."""
+
+    index: int
+    actor: Any
+
+
+@dataclasses.dataclass
+class _Round:
+    """The state of one `ScorerPool.score` call on actors."""
+
+    tasks: list[Any]
+    pending: deque[int]  # task indices not sent yet, retries first
+    failures: list[int]  # per task: actors lost while running it
+    loads: Counter = dataclasses.field(default_factory=Counter)  # per actor: calls sent, not yet received
+    flights: dict[ray.ObjectRef, _Flight] = dataclasses.field(default_factory=dict)  # in the order sent
+    results: dict[int, Any] = dataclasses.field(default_factory=dict)
+
+
 class ScorerPool:
     """Scores tasks with ``num_actors`` Ray actors, or in this process when ``num_actors=0``.
 
@@ -75,8 +102,12 @@ class ScorerPool:
     ``num_gpus_per_actor > 0`` and torch sees one). Ray must be running
     (`ensure_ray`) for ``num_actors > 0``. ``progress(done, total)`` is called
     as each result arrives; the attribute may be swapped between calls.
-    ``autoscaling``: see `check_fits`. Built inside a placement group (a Tune
-    trial), the actors are placed in that group's bundles, not beside it.
+    ``autoscaling``: see `check_fits`. ``in_flight_per_actor`` (the attribute
+    ``in_flight``, which may be changed between calls): tasks queued in each
+    actor at once (1: an actor's next task leaves only when its result is back).
+    The actors are spread over the cluster's nodes (Ray's ``SPREAD``
+    strategy); built inside a placement group (a Tune trial), they are placed in
+    that group's bundles instead, not beside it.
     """
 
     def __init__(
@@ -91,8 +122,10 @@ class ScorerPool:
         max_retries: int = 3,
         progress: Callable[[int, int], None] | None = None,
         autoscaling: bool = False,
+        in_flight_per_actor: int = 2,
     ) -> None:
         _check_count("num_actors", num_actors, 0)
+        _check_count("in_flight_per_actor", in_flight_per_actor, 1)
         _check_count("threads_per_actor", threads_per_actor, 1)
         _check_count("max_retries", max_retries, 0)
         _check_resources(num_cpus_per_actor, num_gpus_per_actor)
@@ -103,7 +136,10 @@ class ScorerPool:
             )
         self.threads = threads_per_actor
         self.max_retries = max_retries
+        self.in_flight = in_flight_per_actor
         self.progress = progress
+        self._size, self._autoscaling = num_actors, autoscaling
+        self._per_actor = (num_cpus_per_actor, num_gpus_per_actor)
         self._actors: list[Any] = []
         self._host: ScorerHost | None = None
         self._shared_ref: ray.ObjectRef | None = None
@@ -120,7 +156,7 @@ class ScorerPool:
         check_fits(num_actors, num_cpus_per_actor, num_gpus_per_actor, autoscaling=autoscaling)
         self._shared_ref = ray.put(shared)
         group = get_current_placement_group()
-        strategy = None if group is None else PlacementGroupSchedulingStrategy(
+        strategy = "SPREAD" if group is None else PlacementGroupSchedulingStrategy(
             placement_group=group, placement_group_capture_child_tasks=True)
         actor_cls = RemoteScoringActor.options(num_cpus=num_cpus_per_actor, num_gpus=num_gpus_per_actor,
                                                scheduling_strategy=strategy)
@@ -129,6 +165,7 @@ class ScorerPool:
 
     @property
     def num_actors(self) -> int:
+        """Actors now: fewer than asked for while lost nodes leave no room for them (see `_replace`)."""
         return len(self._actors)
 
     def score(self, tasks: Sequence[Any], on_result: Callable[[int, Any], None] | None = None) -> list[Any]:
@@ -143,7 +180,7 @@ class ScorerPool:
         tasks = list(tasks)
         self._on_result = on_result
         try:
-            return self._score_actors(tasks) if self._actors else self._score_serial(tasks)
+            return self._score_actors(tasks) if self._size else self._score_serial(tasks)
         finally:
             self._on_result = None
 
@@ -188,53 +225,128 @@ class ScorerPool:
             torch.set_num_threads(previous)
 
     def _score_actors(self, tasks: list[Any]) -> list[Any]:
-        total = len(tasks)
-        pending = deque(range(total))
-        free = deque(range(len(self._actors)))  # actor slots
-        failures = [0] * total
-        in_flight: dict[ray.ObjectRef, tuple[int, int]] = {}
-        results: dict[int, Any] = {}
-        while len(results) < total:
-            while free and pending:
-                index, slot = pending.popleft(), free.popleft()
-                in_flight[self._actors[slot].score.remote(tasks[index])] = (index, slot)
-            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=STALL_WARNING_S)
-            if not ready:
-                free_now = ray.available_resources()
-                log.warning("no scoring result for %d s with %d task(s) in flight: slow tasks, or actors waiting "
-                            "for resources held by other Ray work (free now: %g CPU, %g GPU)", STALL_WARNING_S,
-                            len(in_flight), free_now.get("CPU", 0.0), free_now.get("GPU", 0.0))
-                continue
-            ref = ready[0]
-            index, slot = in_flight.pop(ref)
+        self._top_up()
+        run = _Round(tasks, deque(range(len(tasks))), [0] * len(tasks))
+        try:
+            while len(run.results) < len(tasks):
+                self._send(run)
+                ready, _ = ray.wait(list(run.flights), num_returns=1, timeout=STALL_WARNING_S)
+                if ready:
+                    self._receive(run, ready[0])
+                else:
+                    free = ray.available_resources()
+                    log.warning("no scoring result for %d s with %d task(s) in flight: slow tasks, or actors waiting "
+                                "for resources held by other Ray work (free now: %g CPU, %g GPU)", STALL_WARNING_S,
+                                len(run.flights), free.get("CPU", 0.0), free.get("GPU", 0.0))
+            return [run.results[i] for i in range(len(tasks))]
+        finally:
+            for ref in run.flights:  # left when a task failed (or on Ctrl+C): queued calls are dropped, not run
+                ray.cancel(ref)
+
+    def _send(self, run: _Round) -> None:
+        """Top the actors up, least loaded first: an idle actor always gets a task, a busy one a queued
+        task (up to ``in_flight_per_actor``) only while more tasks wait than there are actors, so that
+        near the end no task waits behind another actor's while an actor is idle."""
+        while run.pending:
+            actor = min(self._actors, key=run.loads.__getitem__)
+            if run.loads[actor] >= (self.in_flight if len(run.pending) > len(self._actors) else 1):
+                return
+            index = run.pending.popleft()
+            run.flights[actor.score.remote(run.tasks[index])] = _Flight(index, actor)
+            run.loads[actor] += 1
+
+    def _receive(self, run: _Round, ref: ray.ObjectRef) -> None:
+        try:
+            value = self._value(run, ref)
+        except RayActorError as err:
+            self._lost(run, run.flights[ref], err)
+        else:
+            self._accept(run, ref, value)
+
+    def _value(self, run: _Round, ref: ray.ObjectRef) -> Any:
+        """The result of a finished call; a scorer's exception becomes a ScoringError naming the task."""
+        try:
+            return ray.get(ref)
+        except RayActorError as err:
+            if err.actor_init_failed:
+                raise ScoringError(f"the scorer factory failed in a scoring actor: {err}") from err
+            raise
+        except RayTaskError as err:
+            index = run.flights[ref].index
+            cause = err.cause if err.cause is not None else err
+            raise ScoringError(
+                f"{_describe(index, len(run.tasks), run.tasks[index])} raised {type(cause).__name__}: {cause}"
+            ) from err
+
+    def _accept(self, run: _Round, ref: ray.ObjectRef, value: Any) -> None:
+        flight = run.flights.pop(ref)
+        run.loads[flight.actor] -= 1
+        run.results[flight.index] = value
+        self._deliver(flight.index, value, len(run.results), len(run.tasks))
+
+    def _lost(self, run: _Round, flight: _Flight, err: RayActorError) -> None:
+        """``flight``'s actor is gone: replace it, keep what it returned, hand out again what it lost.
+
+        Its calls are settled in the order they were sent (killing the actor
+        fails those still open). Only the first lost one counts towards
+        ``max_retries``: the actor died running it (or, if it died just
+        after finishing it, before its result left), and the ones queued
+        behind it never started.
+        """
+        self._replace(flight.actor)
+        lost: list[int] = []
+        for ref in [ref for ref, other in run.flights.items() if other.actor is flight.actor]:
             try:
-                results[index] = ray.get(ref)
-            except RayActorError as err:
-                if err.actor_init_failed:
-                    raise ScoringError(f"the scorer factory failed in a scoring actor: {err}") from err
-                failures[index] += 1
-                what = _describe(index, total, tasks[index])
-                self._replace(slot)
-                if failures[index] > self.max_retries:
-                    raise ScoringError(
-                        f"{what} lost its actor {failures[index]} times (max_retries={self.max_retries}); "
-                        f"last error: {err}"
-                    ) from err
-                log.warning("scoring actor lost on %s (failure %d of at most %d); replaced it, retrying",
-                            what, failures[index], self.max_retries + 1)
-                pending.appendleft(index)
-            except RayTaskError as err:
-                cause = err.cause if err.cause is not None else err
-                raise ScoringError(
-                    f"{_describe(index, total, tasks[index])} raised {type(cause).__name__}: {cause}"
-                ) from err
+                value = self._value(run, ref)
+            except RayActorError:
+                lost.append(run.flights.pop(ref).index)
             else:
-                self._deliver(index, results[index], len(results), total)
-            free.append(slot)
-        return [results[i] for i in range(total)]
+                self._accept(run, ref, value)
+        del run.loads[flight.actor]
+        first = lost[0]
+        run.failures[first] += 1
+        what = _describe(first, len(run.tasks), run.tasks[first])
+        if run.failures[first] > self.max_retries:
+            raise ScoringError(f"{what} lost its actor {run.failures[first]} times (max_retries={self.max_retries}); "
+                               f"last error: {err}") from err
+        log.warning("scoring actor lost on %s (failure %d of at most %d); retrying it%s",
+                    what, run.failures[first], self.max_retries + 1,
+                    f" and the {len(lost) - 1} task(s) queued behind it" if len(lost) > 1 else "")
+        run.pending.extendleft(reversed(lost))
 
-    def _replace(self, slot: int) -> None:
-        """A fresh actor for a lost one (calls on it queue until it has started): the pool stays usable."""
-        ray.kill(self._actors[slot], no_restart=True)
-        self._actors[slot] = self._new_actor()
+    def _replace(self, lost: Any) -> None:
+        """Kill a lost actor for good and start a fresh one (calls to it wait until it has started).
 
+        When the nodes alive no longer hold as many actors (a node left a
+        cluster that does not autoscale), a fresh one could never start and
+        the tasks sent to it would wait forever: scoring goes on with the
+        others instead, and `_top_up` restores the number at the next `score`
+        call if nodes are back.
+        """
+        ray.kill(lost, no_restart=True)
+        slot = self._actors.index(lost)
+        if self._autoscaling or self._room() >= len(self._actors):
+            self._actors[slot] = self._new_actor()
+            return
+        del self._actors[slot]
+        if not self._actors:
+            raise ScoringError(self._no_room())
+        log.warning("scoring actor lost with its node, and the nodes alive hold only %d such actors: scoring goes "
+                    "on with %d of %d", self._room(), len(self._actors), self._size)
+
+    def _top_up(self) -> None:
+        """Start the actors that `_replace` let go, as far as the nodes alive hold them."""
+        missing = self._size - len(self._actors)
+        if missing > 0:
+            room = self._size if self._autoscaling else int(min(self._size, self._room()))
+            self._actors += [self._new_actor() for _ in range(room - len(self._actors))]
+            if not self._actors:
+                raise ScoringError(self._no_room())
+
+    def _room(self) -> float:
+        return actors_that_fit(alive_nodes(), *self._per_actor)
+
+    def _no_room(self) -> str:
+        cpus, gpus = self._per_actor
+        return (f"no node alive in the Ray cluster can hold a scoring actor of {cpus:g} CPU + {gpus:g} GPU any more "
+                "(nodes left); add nodes, or set scoring.autoscaling: true on a cluster that adds them on demand")

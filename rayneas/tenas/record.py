@@ -107,6 +107,7 @@ class RunStore(RunFolder):
         indicators = state.settings.get("prune", {}).get("indicators", TENAS_INDICATORS)
         table = pa.Table.from_pylist(state.candidates, schema=candidate_schema(indicators))
         write_parquet_atomic(self.dir / CANDIDATES, table)
+        self.saved()
 
 
 def load_state(run_dir: Path) -> SearchState:

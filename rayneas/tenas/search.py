@@ -216,9 +216,7 @@ def run_tenas(cfg: TenasConfig, run_dir: Path, resume: bool = False,
         if sc.num_actors:
             ensure_ray()
         factory = functools.partial(TenasScorer, space, cfg.prune.mode, tuple(cfg.prune.indicators))
-        with ScorerPool(factory, num_actors=sc.num_actors, num_gpus_per_actor=sc.num_gpus_per_actor,
-                        num_cpus_per_actor=sc.num_cpus_per_actor, threads_per_actor=sc.threads_per_actor,
-                        shared=shared, max_retries=sc.max_retries, autoscaling=sc.autoscaling) as pool, \
+        with ScorerPool(factory, shared=shared, **dataclasses.asdict(sc)) as pool, \
                 Board(run_dir) as board:
             _run_rounds(cfg, space, store, state, [board, *callbacks], pool,
                         clock=lambda: elapsed_before + time.perf_counter() - session_start)

@@ -12,7 +12,7 @@ def summary_rows(grid: ResultGrid, params: Sequence[str], columns: Sequence[str]
     for result in grid:
         metrics = result.metrics or {}
         status = "error" if result.error else ("done" if metrics.get("finished") else "stopped")
-        row = {"trial": metrics.get("trial_id", "?"), **{key: result.config["params"][key] for key in params},
+        row = {"trial": metrics.get("trial_id", "?"), **{key: result.config["params"].get(key) for key in params},
                "status": status, "reports": metrics.get("training_iteration", 0),
                "seconds": metrics.get("time_total_s")}
         rows.append({**row, **{key: metrics.get(key) for key in columns}})

@@ -145,6 +145,7 @@ class CellStore(RunFolder):
         write_parquet_atomic(self.dir / CELLS, pa.Table.from_pylist(ordered, schema=self.schema))
         state = read_json(self.dir / STATE)
         write_json_atomic(self.dir / STATE, {**state, "elapsed_s": elapsed_s})
+        self.saved()
 
 
 def _score_cells(pool: ScorerPool, tasks: list[ScoreTask], on_result: Callable[[int, Score], None]) -> None:
@@ -226,9 +227,7 @@ def run_zero_cost(cfg: ZeroCostConfig, run_dir: Path, resume: bool = False) -> d
                     unsaved[0] = 0
 
         factory = functools.partial(TenasScorer, space, cfg.mode, tuple(cfg.indicators))
-        with ScorerPool(factory, num_actors=sc.num_actors, num_gpus_per_actor=sc.num_gpus_per_actor,
-                        num_cpus_per_actor=sc.num_cpus_per_actor, threads_per_actor=sc.threads_per_actor,
-                        shared=shared, max_retries=sc.max_retries, autoscaling=sc.autoscaling) as pool:
+        with ScorerPool(factory, shared=shared, **dataclasses.asdict(sc)) as pool:
             try:
                 _score_cells(pool, cell_tasks(cfg, todo), on_result)
             finally:
