@@ -18,10 +18,14 @@ MultiBinary); only the active phase's part is read:
   index into (1, 3, 5)); a new layer is inserted after that layer (plain: an
   identity layer; DenseNet: a copy of that dense layer, kernel at least its own).
 
-The observation carries the masks of valid choices (in the DenseNet space also
-``deeper_kernel_mask``, as not every kernel is valid there); a masked choice raises
-(``invalid_action: error``) or is a no-op with a penalty (``noop``, the
-default, since an RL policy that ignores the masks must not crash a run).
+The observation carries the masks of valid choices (``deeper_kernel_mask``: the
+kernels a new layer may take, none after an fc layer, where the kernel is
+ignored); a masked choice raises (``invalid_action: error``) or, with ``noop``
+(the default, since an RL policy that ignores the masks must not crash a run),
+a masked deeper choice is a no-op with a penalty and a wider step's 1s on
+masked slots are ignored while its other decisions apply (the EAS code masks
+those decisions out; refusing the whole step would keep a mask-blind policy
+from ever widening).
 """
 from __future__ import annotations
 
@@ -74,10 +78,8 @@ class EASEnv(gym.Env):
             "wider_mask": spaces.Box(0, 1, (self.max_layers,), np.float32),
             "deeper_block_mask": spaces.Box(0, 1, (NUM_BLOCKS,), np.float32),
             "deeper_position_mask": spaces.Box(0, 1, (NUM_BLOCKS, BLOCK_POSITIONS), np.float32),
+            "deeper_kernel_mask": spaces.Box(0, 1, (NUM_BLOCKS, BLOCK_POSITIONS, len(KERNEL_SIZES)), np.float32),
         }
-        if space.kernel_masked:  # only where some kernels are invalid, so the plain space's layout is unchanged
-            observations["deeper_kernel_mask"] = spaces.Box(0, 1, (NUM_BLOCKS, BLOCK_POSITIONS, len(KERNEL_SIZES)),
-                                                            np.float32)
         self.observation_space = spaces.Dict(observations)
         self.action_space = spaces.Dict({
             "wider": spaces.MultiDiscrete([2] * self.max_layers),
@@ -105,7 +107,8 @@ class EASEnv(gym.Env):
                              "(block, position, kernel index)")
         phase = self._phase()
         problem = apply_action(self.space, self.net, phase, action, rng=self._gen, noise=self.cfg.noise,
-                               images=self.evaluator.data.x_train)
+                               images=self.evaluator.data.x_train,
+                               ignore_masked_wider=self.cfg.episode.invalid_action == "noop")
         info: dict[str, Any] = {}
         reward = 0.0
         if problem is not None:
@@ -124,7 +127,7 @@ class EASEnv(gym.Env):
                         train_seconds=score.train_seconds)
         self._return += reward
         described = self._describe()
-        if terminated and self.cfg.record_episodes:
+        if terminated and self.cfg.episode_log is not None:
             self.evaluator.log_episode({
                 "arch": described["arch"], "parent": self.cfg.space.start_net, "val_acc": score.val_accuracy,
                 "reward": self._return, "netpool_hit": score.netpool_hit, "train_seconds": score.train_seconds,

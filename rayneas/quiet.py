@@ -96,8 +96,7 @@ def ray_init_args(joins_cluster: bool) -> dict[str, Any]:
     only a cluster needs it as a runtime-environment variable (a job's own
     runtime environment merges with it variable by variable). A local Ray
     gets no runtime environment: with one, no prestarted worker can be used
-    and every actor waits for a worker started for it (measured about 1 s
-    more per actor on the 2-core machine).
+    and every actor waits for a worker started for it (docs/benchmarks.md).
     """
     if not is_quiet():
         return {}

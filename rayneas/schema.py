@@ -154,6 +154,9 @@ def from_dict(cls: type[T], data: Any, path: str = "") -> T:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
+    moved = [key for key in unknown if key in getattr(cls, "MOVED_KEYS", {})]
+    if moved:  # a key an older version had here: say where it went
+        raise ConfigError(f"{path}.{moved[0]}: {cls.MOVED_KEYS[moved[0]]}" if path else cls.MOVED_KEYS[moved[0]])
     if unknown:
         where = path or "<root>"
         raise ConfigError(

@@ -60,7 +60,7 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread(s), "
           f"torch {torch.__version__}")
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
-    print(f"start network {base.space.start_net}, trained {base.child.epochs} epochs at lr {base.child.lr}; "
+    print(f"start network {base.space.start_net}, trained {base.start.epochs} epochs at lr {base.start.lr}; "
           f"episode seeds {first}..{stop - 1}\n")
     header = ["seed", "fine-tune", "start acc", "child acc mean ± std", "min", "max", "below start",
               "reward mean ± std", "min", "max", "s/child"]

@@ -1,25 +1,37 @@
-"""Search quality on digits: the REINFORCE controller vs random search, same budget, several seeds.
+"""Search quality: the REINFORCE controller vs random search, same config, budget and seeds, judged on TEST images.
 
-Each (seed, method) pair is one `rayneas run configs/eas_digits.yaml` with
-its own run folder and NetPool, run in this process on one Ray; the methods
-alternate seed by seed so machine load falls on both alike. Prints a Markdown
-table (mean ± std of best val_acc, test_acc of that network, first- and
-last-iteration mean reward, NetPool hit rate, wall time) and draws the mean
-reward per iteration of each method into ``--figure``.
+Each (seed, method) pair is one `rayneas run CONFIG` with its own run folder and
+NetPool, run in this process on one Ray; the methods alternate seed by seed so
+machine load falls on both alike. Each search's best child by validation
+accuracy is measured once on the test split (which no search reads); the
+methods are compared on that test accuracy, paired per seed. Prints per seed
+each method's test and validation accuracy and parameters of that child, the
+paired test difference to ``--baseline`` (mean ± std, and on how many seeds it
+is positive), each method's mean reward in its first and last iteration, and
+draws the mean reward per iteration into ``--figure``. ``--out/summary.json``
+keeps every number.
 
-    python scripts/eas_search_quality.py --seeds 0 1 2 3 4 --budget 100 --out runs/quality \
-        --methods reinforce random "reinforce_lr0.02:controller.algorithm=reinforce;controller.rllib={lr: 0.02}"
+Choose settings (``--set``, variants) on some seeds, then report others, e.g.
+on Fashion-MNIST (apt-get install dataset-fashion-mnist) and on digits:
 
-A method is an algorithm name, or ``LABEL:OVERRIDE;OVERRIDE...`` for a variant.
+    python scripts/eas_search_quality.py --config configs/eas_fashion.yaml --seeds 2 3 4 5 6 \\
+        --out runs/quality_fashion --figure docs/figures/eas_quality_fashion.png
+    python scripts/eas_search_quality.py --config configs/eas_digits.yaml --seeds 2 3 4 5 6 \\
+        --out runs/quality_digits --figure docs/figures/eas_quality_digits.png
+
+A method is an algorithm name, or ``LABEL:OVERRIDE;OVERRIDE...`` for a variant, e.g.
+``"reinforce_lr0.02:controller.algorithm=reinforce;controller.rllib={lr: 0.02}"``.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
 import sys
 from pathlib import Path
+from typing import Any, Sequence
 
 from matplotlib.figure import Figure
 
@@ -31,7 +43,7 @@ from rayneas.scoring import ensure_ray
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "eas_digits.yaml"
 
 
-def mean_std(values: list[float], digits: int = 4) -> str:
+def mean_std(values: Sequence[float], digits: int = 4) -> str:
     std = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{statistics.mean(values):.{digits}f} ± {std:.{digits}f}"
 
@@ -41,66 +53,107 @@ def iteration_means(rows: list[dict]) -> list[float]:
     return [statistics.mean(r["reward"] for r in rows if r["iteration"] == i) for i in range(1, last + 1)]
 
 
-def search(seed: int, name: str, changes: list[str], budget: int, runners: int, out: Path,
-           extra: list[str]) -> tuple[dict, Path]:
-    """One run of `CONFIG` with these overrides in ``out/<name>``: (its result, its folder); a folder that
-    holds a checkpoint is resumed, so an interrupted measurement continues where it stopped."""
+def search(config: Path, seed: int, name: str, changes: list[str], budget: int, runners: int, out: Path,
+           extra: list[str]) -> dict[str, Any]:
+    """One run of ``config`` with these overrides in ``out/<name>``: its result and reward curve; a folder that
+    holds a checkpoint is resumed, so an interrupted study continues where it stopped."""
     overrides = [f"seed={seed}", f"budget.networks={budget}", f"controller.num_env_runners={runners}",
                  f"name={name}", *changes, *extra]
-    cfg = load_run(CONFIG, overrides)[1]
+    cfg = load_run(config, overrides)[1]
     run_dir = out / cfg.name
-    return run_eas(cfg, run_dir, resume=(run_dir / "checkpoint").exists()), run_dir
+    result = run_eas(cfg, run_dir, resume=(run_dir / "checkpoint").exists())
+    return {**result, "curve": iteration_means(load_networks(run_dir))}
 
 
-def main() -> None:
+def paired_table(results: dict[str, dict[int, dict]], baseline: str) -> list[str]:
+    """Markdown: one row per seed (test / val / params of each method's best child), then the summary rows."""
+    methods, seeds = list(results), sorted(next(iter(results.values())))
+    lines = ["| seed | " + " | ".join(f"{m}: test / val / params" for m in methods)
+             + "".join(f" | {m} − {baseline} (test)" for m in methods if m != baseline) + " |",
+             "|---|" + "---|" * (len(methods) + len(methods) - 1)]
+
+    def cell(best: dict) -> str:
+        return f"{best['test_acc']:.4f} / {best['val_acc']:.4f} / {best['params']:,}"
+
+    for seed in seeds:
+        row = [cell(results[m][seed]["best"]) for m in methods]
+        row += [f"{results[m][seed]['best']['test_acc'] - results[baseline][seed]['best']['test_acc']:+.4f}"
+                for m in methods if m != baseline]
+        lines.append(f"| {seed} | " + " | ".join(row) + " |")
+    summary = [f"{mean_std([results[m][s]['best']['test_acc'] for s in seeds])} / "
+               f"{mean_std([results[m][s]['best']['val_acc'] for s in seeds])}" for m in methods]
+    for m in methods:
+        if m != baseline:
+            gaps = [results[m][s]["best"]["test_acc"] - results[baseline][s]["best"]["test_acc"] for s in seeds]
+            summary.append(f"{mean_std(gaps)} (> 0 on {sum(g > 0 for g in gaps)} of {len(gaps)} seeds)")
+    lines.append("| mean ± std | " + " | ".join(summary) + " |")
+    return lines
+
+
+def curve_table(results: dict[str, dict[int, dict]]) -> list[str]:
+    lines = ["| method | mean reward, iteration 1 | mean reward, last iteration | best val_acc | NetPool hit rate "
+             "| wall time (s) |", "|---|---|---|---|---|---|"]
+    for method, runs in results.items():
+        r = list(runs.values())
+        lines.append(f"| {method} | {mean_std([x['curve'][0] for x in r], 3)} "
+                     f"| {mean_std([x['curve'][-1] for x in r], 3)} | {mean_std([x['best']['val_acc'] for x in r])} "
+                     f"| {mean_std([x['netpool_hit_rate'] for x in r], 3)} | {mean_std([x['wall_time_s'] for x in r], 0)} |")
+    return lines
+
+
+def plot(results: dict[str, dict[int, dict]], path: Path, title: str) -> None:
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.subplots()
+    for method, runs in results.items():
+        curves = [r["curve"] for r in runs.values()]
+        n = min(len(c) for c in curves)
+        ax.plot(range(1, n + 1), [statistics.mean(c[i] for c in curves) for i in range(n)], "o-",
+                label=f"{method} (mean of {len(curves)} seeds)")
+    ax.set_xlabel("iteration (one controller update)")
+    ax.set_ylabel("mean reward tan(val_acc·π/2)")
+    ax.set_title(title, fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, dict[int, dict]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--config", type=Path, default=CONFIG)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[2, 3, 4, 5, 6])
     parser.add_argument("--methods", nargs="+", default=["reinforce", "random"])
+    parser.add_argument("--baseline", default="random", help="the method the others are paired against")
     parser.add_argument("--budget", type=int, default=100)
     parser.add_argument("--runners", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("runs/quality"))
-    parser.add_argument("--figure", type=Path, default=Path("docs/figures/eas_quality_reward.png"))
+    parser.add_argument("--figure", type=Path, default=None, help="default: OUT/reward.png")
     parser.add_argument("--set", action="append", default=[], help="extra config overrides for every run")
-    args = parser.parse_args()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; command: "
-          f"{' '.join([Path(sys.executable).name, *sys.argv])}")
-    ensure_ray()
+    args = parser.parse_args(argv)
     labels = [m.partition(":")[0] for m in args.methods]
-    results: dict[str, list[dict]] = {label: [] for label in labels}
-    curves: dict[str, list[list[float]]] = {label: [] for label in labels}
+    if args.baseline not in labels:
+        parser.error(f"--baseline {args.baseline!r} is not one of the methods {labels}")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; command: "
+          f"{' '.join([Path(sys.executable).name, *(sys.argv if argv is None else ['eas_search_quality.py', *argv])])}")
+    ensure_ray()
+    results: dict[str, dict[int, dict]] = {label: {} for label in labels}
     for seed in args.seeds:
         for method in args.methods:
             label, _, variant = method.partition(":")
             changes = variant.split(";") if variant else [f"controller.algorithm={label}"]
-            result, run_dir = search(seed, f"{label}_seed{seed}", changes, args.budget, args.runners, args.out,
-                                     args.set)
-            curve = iteration_means(load_networks(run_dir))
-            results[label].append(result)
-            curves[label].append(curve)
-            print(f"{label} seed {seed}: best val_acc {result['best']['val_acc']:.4f} test_acc "
-                  f"{result['best']['test_acc']:.4f} reward first {curve[0]:.3f} last {curve[-1]:.3f} "
-                  f"hit rate {result['netpool_hit_rate']:.2f} {result['wall_time_s']:.0f} s", flush=True)
-    print(f"\n| method | seeds | best val_acc | its test_acc | reward, iteration 1 | reward, last iteration "
-          f"| NetPool hit rate | wall time (s) |\n|---|---|---|---|---|---|---|---|")
-    for method, runs in results.items():
-        print(f"| {method} | {len(runs)} | {mean_std([r['best']['val_acc'] for r in runs])} "
-              f"| {mean_std([r['best']['test_acc'] for r in runs])} "
-              f"| {mean_std([c[0] for c in curves[method]], 3)} | {mean_std([c[-1] for c in curves[method]], 3)} "
-              f"| {mean_std([r['netpool_hit_rate'] for r in runs], 3)} "
-              f"| {mean_std([r['wall_time_s'] for r in runs], 0)} |")
-    fig = Figure(figsize=(6, 4), layout="constrained")
-    ax = fig.subplots()
-    for method, runs in curves.items():
-        n = min(len(c) for c in runs)
-        ax.plot(range(1, n + 1), [statistics.mean(c[i] for c in runs) for i in range(n)], "o-",
-                label=f"{method} (mean of {len(runs)} seeds)")
-    ax.set_xlabel("iteration (10 children each)")
-    ax.set_ylabel("mean reward tan(val_acc·π/2)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    args.figure.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.figure, dpi=120)
-    print(f"figure: {args.figure}")
+            run = search(args.config, seed, f"{label}_seed{seed}", changes, args.budget, args.runners, args.out,
+                         args.set)
+            results[label][seed] = run
+            best = run["best"]
+            print(f"{label} seed {seed}: best child test_acc {best['test_acc']:.4f} val_acc {best['val_acc']:.4f} "
+                  f"{best['params']} params; start net val_acc {run['start_val_acc']:.4f}; reward first "
+                  f"{run['curve'][0]:.3f} last {run['curve'][-1]:.3f}; {run['wall_time_s']:.0f} s", flush=True)
+    print("\n" + "\n".join(paired_table(results, args.baseline)) + "\n\n" + "\n".join(curve_table(results)))
+    figure = args.figure or args.out / "reward.png"
+    plot(results, figure, f"{args.config.name}, seeds {', '.join(map(str, args.seeds))}, {args.budget} children")
+    (args.out / "summary.json").write_text(json.dumps(results, indent=1, default=str))
+    print(f"figure: {figure}; numbers: {args.out / 'summary.json'}")
+    return results
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def train_finalist(cfg: EASConfig, arch: str, epochs: int) -> tuple[float, float
     """(val_acc, test_acc) of ``arch`` trained from a fresh init, the same recipe for every mode."""
     data, space = load_child_data(cfg.dataset, cfg.seed), eas_space(cfg.space)
     net = space.build(arch, data.in_channels, data.num_classes, seed=cfg.seed)
-    result = train_child(net, data, dataclasses.replace(cfg.child, epochs=epochs), seed=cfg.seed,
+    result = train_child(net, data, dataclasses.replace(cfg.child.finetune(), epochs=epochs), seed=cfg.seed,
                          device=cfg.device, augment=data.augment)
     return result.val_accuracy, accuracy(net, *load_test_data(cfg.dataset, cfg.seed))
 

@@ -60,14 +60,15 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     cfg = load_run(args.config)[1]
     schedule, start = cfg.space.schedule(), cfg.space.start_arch()
-    parent_cfg = dataclasses.replace(cfg.child, epochs=args.parent_epochs)
-    child_cfg = dataclasses.replace(cfg.child, epochs=args.child_epochs, lr=args.child_lr or cfg.child.lr)
-    total_cfg = dataclasses.replace(cfg.child, epochs=args.parent_epochs + args.child_epochs)
+    train = cfg.child.finetune()  # the children's SGD at lr 0.02, the setting docs/weight_reuse.md measured
+    parent_cfg = dataclasses.replace(train, epochs=args.parent_epochs)
+    child_cfg = dataclasses.replace(train, epochs=args.child_epochs, lr=args.child_lr or train.lr)
+    total_cfg = dataclasses.replace(train, epochs=args.parent_epochs + args.child_epochs)
 
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
           f"torch {torch.__version__}, device {args.device}")
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
-    print(f"start network: {cfg.space.start_net}; parent {args.parent_epochs} epochs at lr {cfg.child.lr}, "
+    print(f"start network: {cfg.space.start_net}; parent {args.parent_epochs} epochs at lr {train.lr}, "
           f"child {args.child_epochs} epochs at lr {child_cfg.lr}\n")
     header = ["seed", "child architecture", "parent", "morphed", f"reuse +{args.child_epochs}",
               f"scratch {args.child_epochs}", "gap", f"scratch {args.parent_epochs + args.child_epochs}"]

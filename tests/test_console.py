@@ -34,11 +34,13 @@ def console_lines(text: str) -> list[str]:
 
 
 def test_the_demos_eas_search_prints_only_its_own_output(tmp_path):
-    # The demo's EAS search is configs/eas_digits.yaml with a budget of 40. Here one iteration of it
-    # (10 children, 2 runners, REINFORCE, Bi-LSTM) with short training: what prints comes from Ray and RLlib.
-    _, demo_cfg = load_run(ROOT / "configs" / "eas_digits.yaml", [f"name={DEMO_EAS.name}", "budget.networks=40"])
+    # The demo's EAS search is configs/eas_digits.yaml with a budget of 40 and a 20-epoch start net. Here one
+    # iteration of it (10 children, 2 runners, REINFORCE, Bi-LSTM) with short training: what prints comes from
+    # Ray and RLlib.
+    _, demo_cfg = load_run(ROOT / "configs" / "eas_digits.yaml",
+                           [f"name={DEMO_EAS.name}", "budget.networks=40", "start.epochs=20"])
     assert demo_cfg == DEMO_EAS
-    small = ["budget.networks=10", "child.epochs=2", "child.finetune_epochs=2"]
+    small = ["budget.networks=10", "start.epochs=2", "child.finetune_epochs=2"]
     run = rayneas("run", "configs/eas_digits.yaml", *[a for o in small for a in ("--set", o)],
                   "--runs-dir", str(tmp_path), timeout=900)
     assert run.returncode == 0, run.stderr[-4000:]

@@ -1,7 +1,10 @@
-"""rayneas.data against small files written in the datasets' real formats (pickles with the distributed keys)."""
+"""rayneas.data against small files written in the datasets' real formats (pickles with the distributed keys,
+IDX files)."""
 from __future__ import annotations
 
+import gzip
 import pickle
+import struct
 from collections import Counter
 from pathlib import Path
 
@@ -17,7 +20,9 @@ from rayneas.data import (
     digits_split,
     image_batch,
     load_cifar,
+    load_fashion_mnist,
     load_imagenet16,
+    read_idx,
     sample_image_crops,
     to_tensor,
 )
@@ -275,3 +280,63 @@ def test_sample_images_are_area_resized_thumbnails_like_torchs():
     # thumbnails of whole scenes, not flat patches: every image of a batch has texture
     batch = sample_image_crops(72, seed=0)
     assert batch.flatten(1).std(1).median() > 0.7
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """The IDX layout as the MNIST family distributes it: 0, 0, type code, rank, big-endian uint32 dims, data."""
+    code = {np.dtype(np.uint8): 0x08, np.dtype(">i4"): 0x0C}[array.dtype]
+    raw = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+    with (gzip.open if path.suffix == ".gz" else open)(path, "wb") as f:
+        f.write(raw)
+
+
+def write_fashion_mnist(folder: Path, train: int = 24, test: int = 6, gz: bool = True) -> dict[str, ImageArrays]:
+    """Tiny Fashion-MNIST files under their distributed names (gzip-compressed or not)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng, written = np.random.default_rng(3), {}
+    for split, prefix, n in (("train", "train", train), ("test", "t10k", test)):
+        images, labels = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n).astype(np.uint8)
+        suffix = ".gz" if gz else ""
+        write_idx(folder / f"{prefix}-images-idx3-ubyte{suffix}", images)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte{suffix}", labels)
+        written[split] = ImageArrays(images[..., None], labels.astype(np.int64))
+    return written
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_fashion_mnist_reads_the_idx_files_from_the_folder_or_its_parent(tmp_path, gz):
+    written = write_fashion_mnist(tmp_path / "fashion-mnist", gz=gz)
+    for root in (tmp_path, tmp_path / "fashion-mnist"):
+        for split in ("train", "test"):
+            data = load_fashion_mnist(root, split)
+            assert data.images.shape == (len(written[split]), 28, 28, 1) and data.images.dtype == np.uint8
+            np.testing.assert_array_equal(data.images, written[split].images)
+            np.testing.assert_array_equal(data.labels, written[split].labels)
+
+
+def test_read_idx_returns_native_arrays_of_any_idx_type(tmp_path):
+    values = np.arange(-6, 6, dtype=">i4").reshape(3, 4)
+    write_idx(tmp_path / "x.idx", values)
+    out = read_idx(tmp_path / "x.idx")
+    assert out.dtype == np.int32 and out.dtype.isnative and out.tolist() == values.tolist()
+
+
+def test_missing_and_damaged_fashion_mnist_files_name_the_file_and_the_fix(tmp_path):
+    with pytest.raises(DataError, match=r"missing: all of them .*apt-get install dataset-fashion-mnist.*"
+                                        r"train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+                                        r"t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz"):
+        load_fashion_mnist(tmp_path, "train")
+    write_fashion_mnist(tmp_path, gz=False)
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:-5])
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte holds 18827 bytes; .* needs 18832: .*truncated"):
+        load_fashion_mnist(tmp_path, "train")
+    path.write_bytes(b"\x89PNG\r\n")
+    with pytest.raises(DataError, match=r"is not an IDX file"):
+        read_idx(path)
+    write_idx(path, np.zeros((24, 27, 27), np.uint8))
+    with pytest.raises(DataError, match=r"holds uint8 \(24, 27, 27\); Fashion-MNIST images are N x 28 x 28"):
+        load_fashion_mnist(tmp_path, "train")
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(gzip.compress(b"x")[:8])
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte (cannot be read|is not an IDX file)"):
+        load_fashion_mnist(tmp_path, "test")

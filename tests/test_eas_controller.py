@@ -71,3 +71,29 @@ def test_train_logp_is_the_exploration_logp_of_the_taken_action(env):
     assert torch.allclose(dist.logp(explored[Columns.ACTIONS]), explored[Columns.ACTION_LOGP], atol=1e-5)
     assert (dist.entropy() >= 0).all()
     assert module.compute_values(batch).shape == (len(observations),)
+
+
+def test_the_kernel_after_an_fc_layer_is_no_decision_and_the_decoder_starts_from_the_encoders_state(env):
+    """The EAS code masks the kernel decision out of its objective when the new layer follows an fc layer, and
+    hands its deeper decoder the Bi-LSTM's final (h, c); so does the module."""
+    module = _module(env)
+    obs, _ = env.reset(seed=2)
+    for _ in range(env.cfg.episode.wider_steps):
+        obs = env.step({"wider": np.zeros(env.max_layers, np.int64), "deeper": np.zeros(3, np.int64)})[0]
+    batch = _batch([obs] * 3)
+    fc_block = int(np.flatnonzero(obs["deeper_block_mask"])[-1])  # the fc part is the last block
+    taken = {"wider": torch.zeros(3, env.max_layers, dtype=torch.long),
+             "deeper": torch.tensor([[fc_block, 0, 0], [fc_block, 0, 2], [0, 0, 2]])}
+    with torch.no_grad():
+        out = module.forward_train({**batch, Columns.ACTIONS: taken})
+        dist = module.get_train_action_dist_cls().from_logits(out[Columns.ACTION_DIST_INPUTS])
+        logp = dist.logp(out[Columns.ACTIONS])
+        _, (h, c) = module.pi.encode(batch[Columns.OBS])
+        expected = module.pi.block_out(module.pi.decoder(module.pi.start.expand(3, -1), (h, c))[0])
+    deeper = out[Columns.ACTIONS]["deeper"]
+    assert deeper[:2, 2].tolist() == [0, 0] and deeper[2, 2] == 2  # after fc the kernel is pinned to index 0
+    assert logp[0] == pytest.approx(logp[1].item())  # ... so it adds nothing to the log-probability
+    assert logp[2] != pytest.approx(logp[0].item())
+    start = out[Columns.ACTION_DIST_INPUTS][:, :module.num_blocks]  # "deeper" sorts first: block logits lead
+    assert torch.allclose(start, expected.masked_fill(~batch[Columns.OBS]["deeper_block_mask"].bool(), -1e9))
+    assert c.abs().sum() > 0  # a non-zero cell state, which a (h, 0) start would have dropped

@@ -35,7 +35,7 @@ from rayneas.runs.export import load_exported
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 DENSE = {"space": {"kind": "densenet", "growth_rates": [4, 6, 8, 10, 12]}}
 SURROGATE = {**DENSE, "reward": {"mode": "surrogate"}}
-FAST = {**DENSE, "child": {"epochs": 2, "finetune_epochs": 1}}
+FAST = {**DENSE, "start": {"epochs": 2}, "child": {"finetune_epochs": 1}}
 
 
 def make(tmp_path, **settings) -> rayneas_envs.EASEnv:
@@ -148,7 +148,7 @@ def test_a_kernel_smaller_than_the_copied_layers_is_masked_and_refused(tmp_path,
 
 
 def test_a_child_keeps_its_parents_function_before_fine_tuning(tmp_path):
-    env = make(tmp_path, **DENSE, noise={"wider": 0.0, "deeper": 0.0}, child={"epochs": 3, "finetune_epochs": 0})
+    env = make(tmp_path, **DENSE, noise={"wider": 0.0, "deeper": 0.0}, start={"epochs": 3}, child={"finetune_epochs": 0})
     x = env.evaluator.data.x_val
     rng = np.random.default_rng(0)
     for seed in range(3):
@@ -196,7 +196,7 @@ def test_a_start_net_off_the_growth_list_or_with_too_many_blocks_fails_when_the_
 def test_the_yaml_configs_are_what_the_env_takes(tmp_path):
     _, digits = load_run(CONFIGS / "eas_densenet_digits.yaml")
     env = make(tmp_path, **{k: v for k, v in digits.env_config(tmp_path / "netpool.parquet").items()
-                            if k not in ("netpool", "record_episodes")})
+                            if k not in ("netpool", "episode_log")})
     assert env.space.kind == "densenet" and env.cfg.space == digits.space and digits.budget.networks == 40
     _, cifar = load_run(CONFIGS / "eas_densenet_cifar10.yaml")
     assert (cifar.space.kind, cifar.space.start_net, cifar.space.growth_rates) == ("densenet", DEMO_START,
@@ -204,6 +204,7 @@ def test_the_yaml_configs_are_what_the_env_takes(tmp_path):
     assert (cifar.episode.wider_steps, cifar.episode.deeper_steps, cifar.dataset.val_fraction) == (10, 5, 0.1)
     assert (cifar.child.finetune_epochs, cifar.child.finetune_lr, cifar.noise.wider, cifar.noise.deeper) == (
         20, 0.02, 0.01, 0.01)
+    assert (cifar.start.epochs, cifar.start.lr) == (300, 0.1)  # the EAS code's run_dense_net.py
 
 
 def test_a_run_saved_before_space_kind_existed_resumes(tmp_path):
@@ -217,7 +218,7 @@ def test_a_run_saved_before_space_kind_existed_resumes(tmp_path):
     assert EASRunStore(tmp_path).start(cfg, resume=True).iterations == 1
 
 
-SMALL = ["child.epochs=1", "child.finetune_epochs=1", "controller.networks_per_iteration=2",
+SMALL = ["start.epochs=1", "child.finetune_epochs=1", "controller.networks_per_iteration=2",
          "controller.num_env_runners=0", "budget.networks=4"]
 
 

@@ -27,7 +27,7 @@ from rayneas.eas.reward import surrogate_accuracy, tan_reward
 from rayneas.eas.train import accuracy
 from rayneas.spaces.plain import DEMO_START, PlainCNN, parse
 
-FAST = {"child": {"epochs": 2, "finetune_epochs": 1}}
+FAST = {"start": {"epochs": 2}, "child": {"finetune_epochs": 1}}
 SURROGATE = {"reward": {"mode": "surrogate"}}
 
 
@@ -67,6 +67,9 @@ def test_the_start_state_encodes_the_net_and_its_masks(tmp_path):
     assert blocks(parse(DEMO_START)) == [[0], [2], [4], [6], [7]]
     assert obs["deeper_block_mask"].tolist() == [1] * 5
     assert obs["deeper_position_mask"].sum(axis=1).tolist() == [1] * 5 and obs["deeper_position_mask"][:, 0].all()
+    # after a conv every kernel is allowed; after the fc (block 4) none: the new fc layer has no kernel
+    assert obs["deeper_kernel_mask"][:4, 0].all() and not obs["deeper_kernel_mask"][4].any()
+    assert obs["deeper_kernel_mask"].sum() == 4 * 3
     assert (obs["phase"], obs["step"]) == (0, 0)
 
 
@@ -127,9 +130,27 @@ def test_a_masked_action_raises_or_is_a_noop_with_the_penalty(tmp_path, case, mo
         assert env.net.arch_string == arch
         return
     obs, reward, done, _, info = env.step(bad)
+    if bad is POOL:  # noop ignores a wider step's 1s on masked slots: nothing else was chosen, so no change
+        assert info["arch"] == arch and "invalid_action" not in info and reward == 0.0
+        return
     assert info["arch"] == arch and info["invalid_action"] == problem
     final = tan_reward(surrogate_accuracy(parse(arch))) if done else 0.0  # the last step still scores the child
     assert reward == pytest.approx(-0.5 + final)
+
+
+def test_noop_widens_the_unmasked_layers_of_a_step_that_also_picks_masked_slots(tmp_path):
+    """A mask-blind policy (module: default) puts 1s on pool layers and empty slots; the EAS code masks those
+    decisions out, so the step still widens every layer it may, with no penalty."""
+    env = make(tmp_path, episode={"wider_steps": 1, "deeper_steps": 1}, **SURROGATE)
+    env.reset(seed=0)
+    everything = {"wider": np.ones(env.max_layers, dtype=np.int64), "deeper": np.zeros(3, dtype=np.int64)}
+    _, reward, _, _, info = env.step(everything)
+    assert "invalid_action" not in info and reward == 0.0
+    assert info["arch"] == "conv-8-3 pool conv-8-3 pool conv-8-3 pool conv-8-3 fc-16"
+    strict = make(tmp_path, episode={"wider_steps": 1, "deeper_steps": 1, "invalid_action": "error"}, **SURROGATE)
+    strict.reset(seed=0)
+    with pytest.raises(ValueError, match=r"widen layer 1: it is a pool layer"):
+        strict.step(everything)
 
 
 def test_masks_close_deeper_choices_at_max_layers(tmp_path):
@@ -198,20 +219,27 @@ def test_the_netpool_trains_the_start_net_once_and_keeps_child_weights(tmp_path)
     child = PlainCNN(best.arch, seed=99)
     load_state(child, store.weights(best.arch, best.setting))  # the exported child scores what the pool says
     assert accuracy(child, env.evaluator.data.x_val, env.evaluator.data.y_val) == best.accuracy
-    other = make(tmp_path, child={"epochs": 2, "finetune_epochs": 1, "finetune_lr": 0.001})
+    other = make(tmp_path, start={"epochs": 2}, child={"finetune_epochs": 1, "finetune_lr": 0.001})
     assert not play(other, 0)[2]["netpool_hit"]  # another fine-tune setting never reuses a record
     assert len(NetPoolStore(path)) == 3  # one start net, two children
+    longer = make(tmp_path, start={"epochs": 3}, child={"finetune_epochs": 1})
+    assert not play(longer, 0)[2]["netpool_hit"]  # another start net: its own record, and its children theirs
+    starts = [r for r in NetPoolStore(path).records() if r.parent is None]
+    assert sorted(r.epochs for r in starts) == [2, 3] and len(NetPoolStore(path)) == 5
 
 
 def test_the_yaml_config_is_what_the_env_takes(tmp_path):
     _, run = load_run(Path(__file__).resolve().parents[1] / "configs" / "eas_digits.yaml")
     env = make(tmp_path, **{k: v for k, v in run.env_config(tmp_path / "netpool.parquet").items()
-                            if k not in ("netpool", "record_episodes")})
+                            if k not in ("netpool", "episode_log")})
     assert env.cfg.space == from_dict(EASEnvConfig, {}).space and env.cfg.space.start_net == DEMO_START
     assert (env.cfg.episode.wider_steps, env.cfg.episode.deeper_steps, env.cfg.reward.mode) == (4, 5, "train")
     assert (env.cfg.child.finetune_epochs, env.cfg.child.finetune_lr) == (20, 0.02)  # docs/eas_env.md
     with pytest.raises(ConfigError, match="dataset.root: CIFAR-10 needs"):
         from_dict(EASEnvConfig, {"dataset": {"name": "cifar10"}})
+    with pytest.raises(ConfigError, match=r"^child.epochs: the start net's training has its own section now: set "
+                                          r"start.epochs \(child.finetune_epochs is each child's\)$"):
+        from_dict(EASEnvConfig, {"child": {"epochs": 20}})  # a config written before the start section
 
 
 def _write_cifar10_train(root, per_batch: int = 10) -> None:
@@ -229,7 +257,7 @@ def test_cifar10_children_train_on_augmented_training_images_only(tmp_path):
     _write_cifar10_train(tmp_path)
     env = make(tmp_path, dataset={"name": "cifar10", "root": str(tmp_path)},
                space={"start_net": "conv-4-3 pool conv-4-3 fc-8", "conv_widths": [4, 8], "fc_widths": [8, 16]},
-               child={"epochs": 1, "finetune_epochs": 1, "batch_size": 8})
+               start={"epochs": 1}, child={"finetune_epochs": 1, "batch_size": 8})
     data = env.evaluator.data
     assert data.x_train.shape == (45, 3, 32, 32) and data.x_val.shape == (5, 3, 32, 32) and data.augment is cifar_plus
     archs, reward, info, _ = play(env, 0)

@@ -28,7 +28,7 @@ from rayneas.tune.experiment import load_experiment, run_experiment
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tune_eas_digits.yaml"
 # 4 iterations of 2 children fine-tuned 5 epochs: long enough to kill a run between checkpoints.
-SMALL = {"child": {"epochs": 1, "finetune_epochs": 5}, "budget": {"networks": 8},
+SMALL = {"start": {"epochs": 1}, "child": {"finetune_epochs": 5}, "budget": {"networks": 8},
          "controller": {"algorithm": "reinforce", "networks_per_iteration": 2, "num_env_runners": 1}}
 
 

@@ -43,7 +43,8 @@ def worker_without_dataset(tmp_path, monkeypatch):
 
 
 def test_a_node_without_the_dataset_stops_the_run_with_one_line(worker_without_dataset, tmp_path, capsys):
-    args = ["run", str(CONFIG), "--runs-dir", str(tmp_path / "runs"), *[a for s in SETTINGS for a in ("--set", s)]]
+    # file://: a shared mount, as a cluster of several nodes needs (a plain local path is refused before this check)
+    args = ["run", str(CONFIG), "--runs-dir", f"file://{tmp_path / 'runs'}", *[a for s in SETTINGS for a in ("--set", s)]]
     assert main(args) == 2
     stderr = capsys.readouterr().err  # RLlib's warnings, then the error
     err = stderr[stderr.index("rayneas: error: "):]

@@ -31,7 +31,7 @@ def start_in_a_worker(settings: dict) -> tuple[float, bool]:
 def test_the_start_net_is_trained_once_for_all_workers(ray_local, tmp_path):
     from rayneas.eas.netpool import netpool_actor
 
-    settings = {"child": {"epochs": 2}, "netpool": str(tmp_path / "netpool.parquet")}
+    settings = {"start": {"epochs": 2}, "netpool": str(tmp_path / "netpool.parquet")}
     results = ray.get([start_in_a_worker.remote(settings) for _ in range(2)])
     assert results[0][0] == results[1][0] and sorted(trained for _, trained in results) == [False, True]
     records = ray.get(netpool_actor(settings["netpool"]).records.remote())

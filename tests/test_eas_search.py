@@ -25,7 +25,7 @@ from rayneas.runs.export import load_exported
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "eas_digits.yaml"
 # Children trained 1 epoch: the outputs are what is tested here, not search quality.
-SMALL = ["child.epochs=1", "child.finetune_epochs=1", "controller.networks_per_iteration=2",
+SMALL = ["start.epochs=1", "child.finetune_epochs=1", "controller.networks_per_iteration=2",
          "controller.num_env_runners=0", "budget.networks=4"]
 
 
@@ -139,3 +139,20 @@ def test_the_readme_custom_controller_runs_by_class_path(ray_local, tmp_path, mo
     finally:
         algo.stop()
     assert type(algo.get_module()).__name__ == "MLPWiderController" and "pi.wider.0.weight" in weights
+
+
+def test_the_search_quality_study_pairs_the_methods_test_accuracy_per_seed(ray_local, tmp_path, capsys):
+    """scripts/eas_search_quality.py at a toy size: both methods run per seed and are compared on test accuracy."""
+    import runpy
+
+    study = runpy.run_path(str(CONFIG.parents[1] / "scripts" / "eas_search_quality.py"), run_name="study")
+    results = study["main"](["--seeds", "0", "--budget", "2", "--runners", "0", "--out", str(tmp_path),
+                             *[a for o in SMALL[:3] for a in ("--set", o)]])
+    out = capsys.readouterr().out
+    assert set(results) == {"reinforce", "random"} and all(set(r) == {0} for r in results.values())
+    gap = results["reinforce"][0]["best"]["test_acc"] - results["random"][0]["best"]["test_acc"]
+    assert "| 0 | " in out and f"{gap:+.4f} |" in out and "(> 0 on " in out
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["random"]["0"]["best"]["test_acc"] == results["random"][0]["best"]["test_acc"]
+    assert saved["random"]["0"]["algorithm"] == "random" and len(saved["reinforce"]["0"]["curve"]) == 1
+    assert (tmp_path / "reward.png").stat().st_size > 0

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from rayneas.data import digits_split
-from rayneas.eas.config import ChildTrainConfig
+from rayneas.eas.config import TrainConfig
 from rayneas.eas.train import accuracy, train_child
 from rayneas.morph import deepen, widen
 from rayneas.spaces.plain import DEMO_START, PlainCNN
@@ -32,8 +32,8 @@ class NoTestSplit:
     y_test = x_test
 
 
-def quick(epochs: int = 3) -> ChildTrainConfig:
-    return ChildTrainConfig(epochs=epochs)
+def quick(epochs: int = 3) -> TrainConfig:
+    return TrainConfig(epochs=epochs)
 
 
 def test_training_learns_digits_without_touching_test(digits):

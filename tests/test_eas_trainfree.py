@@ -33,7 +33,7 @@ from test_eas_env import EPISODE, play
 ROOT = Path(__file__).resolve().parents[1]
 # A reference pool of 4 keeps each test's first scoring to a second; the children train 1 epoch.
 INDICATORS = {"reward": {"mode": "indicators", "reference_size": 4}}
-CHILD = {"epochs": 1, "finetune_epochs": 1}
+START, CHILD = {"epochs": 1}, {"finetune_epochs": 1}
 
 
 @pytest.fixture(autouse=True)
@@ -43,7 +43,7 @@ def fresh_references(monkeypatch):
 
 
 def make(path: Path, **settings) -> rayneas_envs.EASEnv:
-    return gym.make(rayneas_envs.EAS_ENV_ID, netpool=str(path), child=CHILD, **settings).unwrapped
+    return gym.make(rayneas_envs.EAS_ENV_ID, netpool=str(path), start=START, child=CHILD, **settings).unwrapped
 
 
 def hybrid(train_quantile: float) -> dict:
@@ -218,7 +218,7 @@ def test_two_env_runners_reward_every_child_as_this_process_does(ray_local, tmp_
 def test_a_hybrid_search_measures_and_exports_its_most_accurate_child(ray_local, tmp_path):
     cfg = load_run(ROOT / "configs" / "eas_digits_trainfree.yaml", [
         "controller.networks_per_iteration=2", "controller.num_env_runners=0", "budget.networks=2",
-        "reward.mode=hybrid", "reward.reference_size=4", "child.epochs=1", "child.finetune_epochs=1"])[1]
+        "reward.mode=hybrid", "reward.reference_size=4", "start.epochs=1", "child.finetune_epochs=1"])[1]
     result = run_eas(cfg, tmp_path / "run")
     rows = pq.read_table(tmp_path / "run" / "networks.parquet").to_pylist()
     best = max(rows, key=lambda r: r["val_acc"])

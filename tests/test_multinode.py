@@ -5,7 +5,8 @@ default policy would pack two 1-CPU actors onto one worker, so actors on two nod
 pool spreads them. A worker node removed mid-round takes its actor and the tasks queued in it; the
 search must still end with exactly the candidates table of one uninterrupted serial run. The
 searches are the tiny config of `helpers.tiny` (rounds of about a second), so each test costs
-little more than its actors' start.
+little more than its actors' start. An EAS search on the same cluster trains its children on the
+worker nodes, all through the one NetPool actor.
 """
 from __future__ import annotations
 
@@ -18,11 +19,15 @@ import ray
 from ray.cluster_utils import Cluster
 
 from helpers import tiny
+from rayneas.cli import main
+from rayneas.eas import search as eas_search
+from rayneas.eas.netpool import NetPoolStore
 from rayneas.scoring import ScorerPool, check_fits
 from rayneas.tenas import search
 from rayneas.tenas.search import run_tenas
 
 WORKER_CPUS = 4
+EAS_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "eas_digits.yaml"
 
 
 def candidates(run_dir: Path) -> list[dict]:
@@ -116,3 +121,41 @@ def test_a_pool_counts_only_the_nodes_alive(two_workers):
     two_workers.remove_node(two_workers.worker_nodes.copy().pop())
     with pytest.raises(ValueError, match=r"2 actors of 4 CPU .*\(2 node\(s\), 4 CPU, 0 GPU\) holds only 1 of them"):
         check_fits(2, WORKER_CPUS, 0)
+
+
+def test_eas_env_runners_on_the_worker_nodes_share_one_netpool(two_workers, tmp_path, monkeypatch):
+    """Two env runners of a whole worker each (so one per node) train real children (1 epoch) through the
+    one NetPool actor; an RLlib episode callback, run in the env runners, records each child's node."""
+    log = tmp_path / "episodes.jsonl"  # one disk on this machine: the env runners' processes append to it
+
+    def record_node(*, episode, **_) -> None:
+        import json
+        import ray
+        info = episode.get_infos(-1)
+        pools = sorted(f"{a['namespace']}/{a['name']}" for a in ray.util.list_named_actors(all_namespaces=True)
+                       if a["name"].startswith("rayneas-netpool-"))
+        with open(log, "a") as out:
+            out.write(json.dumps({"node": ray.get_runtime_context().get_node_id(), "arch": info["arch"],
+                                  "netpool_hit": bool(info["netpool_hit"]), "pools": pools}) + "\n")
+
+    built = eas_search.rllib_config
+    monkeypatch.setattr(eas_search, "rllib_config",
+                        lambda *a, **k: built(*a, **k).callbacks(on_episode_end=record_node))
+    runs = f"file://{tmp_path / 'runs'}"  # a plain local path is refused on a multi-node cluster
+    settings = ["reward.mode=train", "start.epochs=5", "child.finetune_epochs=1", "dataset.train_size=300",
+                "episode.wider_steps=1", "episode.deeper_steps=1", "controller.num_env_runners=2",
+                "controller.networks_per_iteration=2", f"controller.rllib={{num_cpus_per_env_runner: {WORKER_CPUS}}}",
+                "budget.networks=6"]
+    assert main(["run", str(EAS_CONFIG), "--runs-dir", runs, *[a for s in settings for a in ("--set", s)]]) == 0
+
+    run_dir = tmp_path / "runs" / "eas_digits"
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["finished"] and result["networks_evaluated"] == 6 and result["best"]["test_acc"] is not None
+    episodes = [json.loads(line) for line in log.read_text().splitlines()]
+    workers = {node.node_id for node in two_workers.worker_nodes}
+    assert len(episodes) >= 6 and {e["node"] for e in episodes} == workers
+    # one NetPool actor while the runners ran, and its child records were trained on both worker nodes
+    assert len({tuple(e["pools"]) for e in episodes}) == 1 and len(episodes[0]["pools"]) == 1
+    trained = {e["arch"]: e["node"] for e in episodes if not e["netpool_hit"]}
+    children = {r.arch for r in NetPoolStore(f"{runs}/eas_digits/netpool.parquet").records() if r.parent is not None}
+    assert children == set(trained) and set(trained.values()) == workers

@@ -63,6 +63,17 @@ def test_claims_exclude_others_until_released_or_stale():
     assert time.monotonic() - began > 0.1 and pool.get_or_claim("a", "w3").status == "claimed"
 
 
+def test_each_search_drains_only_its_own_episode_log():
+    # the trials of a Tune experiment share one pool: one search's iteration must never collect another's children
+    pool = NetPoolStore()
+    pool.log_episode("a", {"arch": ARCHS[0]})
+    pool.log_episode("b", {"arch": ARCHS[1]})
+    pool.log_episode("a", {"arch": ARCHS[2]})
+    assert pool.drain_episodes("a") == [{"arch": ARCHS[0]}, {"arch": ARCHS[2]}]
+    assert pool.drain_episodes("a") == []
+    assert pool.drain_episodes("b") == [{"arch": ARCHS[1]}]
+
+
 def test_failed_training_releases_the_claim():
     pool = NetPoolStore()
 

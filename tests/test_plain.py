@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rayneas.config import ConfigError, from_dict, load_run
-from rayneas.eas.config import EASEnvConfig, PlainSpaceConfig
+from rayneas.eas.config import START_EPOCHS, START_LR, EASEnvConfig, PlainSpaceConfig
 from rayneas.spaces.plain import (
     DEMO_CONV_WIDTHS,
     DEMO_FC_WIDTHS,
@@ -101,7 +101,8 @@ def test_digits_config_validates():
     assert kind.name == "eas" and isinstance(cfg, EASEnvConfig)  # a run config is also the env's config
     assert cfg.space.start_arch() == parse(DEMO_START)
     assert cfg.space.schedule() == WidthSchedule(DEMO_CONV_WIDTHS, DEMO_FC_WIDTHS)
-    assert (cfg.child.epochs, cfg.child.lr, cfg.child.batch_size) == (20, 0.02, 64)
+    assert (cfg.child.finetune_epochs, cfg.child.finetune_lr, cfg.child.batch_size) == (20, 0.02, 64)
+    assert (cfg.start.epochs, cfg.start.lr) == (START_EPOCHS, START_LR)  # docs/eas_env.md: the plateau
     assert (cfg.noise.wider, cfg.noise.deeper) == (0.01, 0.001)
 
 

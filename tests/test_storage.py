@@ -162,7 +162,8 @@ def test_a_killed_tenas_run_resumes_from_s3_with_the_uninterrupted_table_and_plo
 
 
 def test_an_eas_search_writes_its_run_folder_and_netpool_to_s3_and_exports_from_there(ray_s3, s3, tmp_path):
-    data = {**load_document(CONFIGS / "eas_digits.yaml"), "name": "eas", "child": {"epochs": 1, "finetune_epochs": 1},
+    data = {**load_document(CONFIGS / "eas_digits.yaml"), "name": "eas", "start": {"epochs": 1},
+            "child": {"finetune_epochs": 1},
             "budget": {"networks": 2},
             "controller": {"algorithm": "reinforce", "networks_per_iteration": 2, "num_env_runners": 1}}
     config = tmp_path / "eas.yaml"

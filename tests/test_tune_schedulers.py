@@ -1,9 +1,10 @@
 """Every scheduler and search algorithm of the ``tune:`` block runs a tiny real Tune experiment to its end
 (fifo with basic: every other Tune test, e.g. tests/test_fault_tolerance.py).
 
-PBT over EAS controllers: an exploiting trial continues the donor's search (its network table and controller;
-the experiment shares one NetPool) with the mutated lr, and a continued search accepts changes to the mutated keys only. ASHA over
-EAS: a trial stopped at a rung leaves a readable run folder whose result.json says what it reached. The EAS trials score children with the surrogate reward (no
+PBT over EAS controllers: an exploiting trial continues the donor's search (its network table and controller,
+with the experiment's shared NetPool) with the mutated lr, and a continued search accepts changes to the mutated
+keys only. ASHA over EAS: a trial stopped at a rung leaves a readable run folder whose result.json says what it
+reached. The EAS trials score children with the surrogate reward (no
 training) and sample in the trial driver, so two 1-CPU trials run side by side on the 2-CPU Ray.
 """
 from __future__ import annotations

@@ -27,21 +27,26 @@ def episode_phases(episode: EpisodeConfig, rng: np.random.Generator) -> list[str
 def action_masks(encoder: ArchEncoder, arch: Any) -> dict[str, np.ndarray]:
     """The observation's masks of valid choices for ``arch`` (what `random_action` reads)."""
     block_mask, position_mask = encoder.deeper_masks(arch)
-    kernels = {"deeper_kernel_mask": encoder.kernel_mask(arch)} if encoder.space.kernel_masked else {}
     return {"wider_mask": encoder.wider_mask(arch), "deeper_block_mask": block_mask,
-            "deeper_position_mask": position_mask, **kernels}
+            "deeper_position_mask": position_mask, "deeper_kernel_mask": encoder.kernel_mask(arch)}
 
 
 def apply_action(space: EASSpace, net: nn.Module, phase: str, action: dict, *, rng: torch.Generator,
-                 noise: MorphNoiseConfig, images: torch.Tensor) -> str | None:
+                 noise: MorphNoiseConfig, images: torch.Tensor, ignore_masked_wider: bool = False) -> str | None:
     """Transform ``net`` in place; the reason instead (network untouched) if the choice is masked.
 
     ``images``: training images, of which a transform that needs data (the
     plain space's identity BatchNorm) draws `BN_BATCH` with ``rng``.
+    ``ignore_masked_wider``: a wider step widens the layers it may and ignores
+    its 1s on masked slots (pool layers, layers at their last width, empty
+    slots), as the EAS code's decision mask does, instead of refusing the step.
     """
     layers = space.layers(net)
     if phase == "wider":
-        decisions = action["wider"]
+        decisions = np.asarray(action["wider"])
+        if ignore_masked_wider:
+            decisions = decisions * [i < len(layers) and space.next_width(layers[i]) is not None
+                                     for i in range(len(decisions))]
         problem = wider_choice_error(layers, space, decisions)
         if problem is None:
             for index in np.flatnonzero(decisions):

@@ -2,7 +2,9 @@
 
 Training and noise defaults are the paper's: children trained 20 epochs with
 SGD (Nesterov 0.9, lr 0.02 cosine, wd 1e-4, batch 64), Net2Net noise 0.01
-(wider) / 0.001 (deeper). The ``space`` section picks the search space with
+(wider) / 0.001 (deeper). The start net is trained apart (section ``start``)
+until it has converged, as the EAS code ships converged start nets, so that a
+child's reward measures its architecture and not its extra training. The ``space`` section picks the search space with
 ``kind`` (`rayneas.eas.space`): ``plain`` (default) or ``densenet``. The plain
 space defaults to the EAS code's digits demo (start net and small width
 lists), because digits is the default dataset; CIFAR-10 wants the paper-scale
@@ -12,30 +14,53 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from rayneas.config import spec, to_dict
+from rayneas.data.idx import DEBIAN_FASHION_MNIST, fashion_fix
 from rayneas.eas.space import DenseNetSpaceConfig, PlainSpaceConfig  # the space sections live with their adapters
 from rayneas.storage import resolve
 
+START_EPOCHS, START_LR = 200, 0.02  # the digits start net's plateau (docs/eas_env.md, "A converged start net")
+
 
 @dataclasses.dataclass
-class ChildTrainConfig:
-    epochs: int = spec(20, ge=0, doc="training epochs of a network trained from its init, e.g. the start net "
-                                     "(paper: 20)")
-    lr: float = spec(0.02, gt=0, doc="initial learning rate, annealed to 0 by a per-step cosine")
+class TrainConfig:
+    """How `train_child` trains a network: SGD (momentum, Nesterov, weight decay), lr annealed to 0 by a
+    per-step cosine over ``epochs``. The ``start`` section is one; a child's comes from `ChildTrainConfig`."""
+
+    epochs: int = spec(START_EPOCHS, ge=0, doc="training epochs of the start net, from its init, once per run "
+                                                "(docs/eas_env.md: a plateau of its validation curve)")
+    lr: float = spec(START_LR, gt=0, doc="initial learning rate, annealed to 0 by a per-step cosine (the EAS "
+                                         "code's CIFAR start nets: 0.1; on digits 0.1 trains unstably: "
+                                         "docs/eas_env.md)")
     momentum: float = spec(0.9, ge=0, le=1)
     nesterov: bool = True
     weight_decay: float = spec(1e-4, ge=0)
     batch_size: int = spec(64, ge=1)
+
+
+@dataclasses.dataclass
+class ChildTrainConfig:
+    """A child's fine-tuning from its parent's weights (the EAS code's ``arch_search_run_config``)."""
+
+    MOVED_KEYS: ClassVar[dict[str, str]] = {
+        key: f"the start net's training has its own section now: set start.{key} (child.finetune_{key} is each "
+             "child's)" for key in ("epochs", "lr")}
+
     finetune_epochs: int = spec(20, ge=0, doc="epochs a child is trained from its parent's weights before it is "
                                               "scored (paper: 20)")
     finetune_lr: float = spec(0.02, gt=0, doc="initial lr of that fine-tuning; a restarted large lr can push a "
                                               "morphed child below its parent (docs/eas_env.md)")
+    momentum: float = spec(0.9, ge=0, le=1)
+    nesterov: bool = True
+    weight_decay: float = spec(1e-4, ge=0)
+    batch_size: int = spec(64, ge=1)
 
-    def finetune(self) -> "ChildTrainConfig":
+    def finetune(self) -> TrainConfig:
         """The settings `train_child` gets for fine-tuning a child."""
-        return dataclasses.replace(self, epochs=self.finetune_epochs, lr=self.finetune_lr)
+        return TrainConfig(epochs=self.finetune_epochs, lr=self.finetune_lr, momentum=self.momentum,
+                           nesterov=self.nesterov, weight_decay=self.weight_decay, batch_size=self.batch_size)
 
 
 @dataclasses.dataclass
@@ -46,22 +71,41 @@ class MorphNoiseConfig:
     deeper: float = spec(0.001, ge=0, doc="noise on a new identity layer, as a fraction of its weights' std")
 
 
+NATIVE_SIZE = {"digits": 8, "cifar10": 32, "fashion_mnist": 28}  # image side as distributed
+
+
 @dataclasses.dataclass
 class DatasetConfig:
-    """Where children train: the bundled digits, or CIFAR-10 as distributed (never downloaded)."""
+    """Where children train: the bundled digits, or CIFAR-10 / Fashion-MNIST as distributed (never downloaded)."""
 
-    name: Literal["digits", "cifar10"] = "digits"
-    root: Path | None = spec(None, doc="CIFAR-10 folder (cifar-10-batches-py or its parent); digits are bundled")
+    name: Literal["digits", "cifar10", "fashion_mnist"] = "digits"
+    root: Path | None = spec(None, doc="CIFAR-10 folder (cifar-10-batches-py or its parent); Fashion-MNIST folder "
+                                       "of its four IDX files (default: the Debian package's, "
+                                       f"{DEBIAN_FASHION_MNIST}); digits are bundled")
     val_fraction: float | None = spec(None, gt=0, le=0.5, doc="share of the training images held out to score "
                                       "children; default 0.2 for digits (digits_split), 0.1 for CIFAR-10 "
-                                      "(5,000 of 50,000, as EAS)")
+                                      "(5,000 of 50,000, as EAS), 1/12 for Fashion-MNIST (5,000 of 60,000)")
+    train_size: int | None = spec(None, ge=1, doc="the start net and the children train on this many of the "
+                                                  "training images left after the validation split (a subset "
+                                                  "drawn by the seed), for speed; null: all of them")
+    image_size: int | None = spec(None, ge=1, doc="area-downsample the images to image_size x image_size (at most "
+                                                  "the native size: digits 8, CIFAR-10 32, Fashion-MNIST 28), so "
+                                                  "children train faster; null: native")
 
     def __post_init__(self) -> None:
+        if self.name == "fashion_mnist" and self.root is None:
+            if not DEBIAN_FASHION_MNIST.is_dir():
+                raise ValueError(f"dataset.root: Fashion-MNIST's IDX files are not in {DEBIAN_FASHION_MNIST} (the "
+                                 "default). " + fashion_fix("a folder and set dataset.root to it"))
+            self.root = DEBIAN_FASHION_MNIST
         if self.name == "cifar10" and self.root is None:
             raise ValueError("dataset.root: CIFAR-10 needs the folder of its python-version batches; set "
                              "dataset.root (https://www.cs.toronto.edu/~kriz/cifar.html)")
         if self.name == "digits" and self.root is not None:
             raise ValueError("dataset.root: digits ship with scikit-learn and read no folder; remove dataset.root")
+        if self.image_size is not None and self.image_size > NATIVE_SIZE[self.name]:
+            raise ValueError(f"dataset.image_size: {self.image_size} exceeds the {NATIVE_SIZE[self.name]}-pixel "
+                             f"images of {self.name}; downsampling only: set at most {NATIVE_SIZE[self.name]} or null")
 
 
 @dataclasses.dataclass
@@ -72,8 +116,10 @@ class EpisodeConfig:
         None, doc="wider_first (the paper's controller: all Net2Wider steps, then Net2Deeper), shuffled (the EAS "
                   "code's random search: the same steps in random order); null: shuffled for controller.algorithm "
                   "random, else wider_first")
-    invalid_action: Literal["error", "noop"] = spec("noop", doc="a masked choice raises ValueError (error) or "
-                                                    "leaves the network unchanged for reward.invalid_penalty (noop)")
+    invalid_action: Literal["error", "noop"] = spec("noop", doc="a masked choice raises ValueError (error); or "
+                                                    "(noop) a masked deeper choice leaves the network unchanged for "
+                                                    "reward.invalid_penalty and a wider step's 1s on masked slots "
+                                                    "are ignored, its other decisions applied")
 
     def __post_init__(self) -> None:
         if self.wider_steps + self.deeper_steps < 1:
@@ -138,16 +184,18 @@ class EASEnvConfig:
                                               "and width lists (rayneas.eas.space)")
     episode: EpisodeConfig = dataclasses.field(default_factory=EpisodeConfig)
     reward: RewardConfig = dataclasses.field(default_factory=RewardConfig)
+    start: TrainConfig = spec(default_factory=TrainConfig, doc="how the start net is trained from its init, once "
+                                                               "per run (cached in the NetPool)")
     child: ChildTrainConfig = dataclasses.field(default_factory=ChildTrainConfig)
     noise: MorphNoiseConfig = dataclasses.field(default_factory=MorphNoiseConfig)
     netpool: str | None = spec(None, doc="where evaluated networks are kept: a folder of Parquet records (weights "
                                "beside it in <name>.weights/), a local path or a URI (s3://, gs://, file://); none: "
                                "an in-memory pool per process, or per Ray job when Ray is initialized")
     device: str = spec("cpu", doc="torch device the networks train on")
-    record_episodes: bool = spec(False, doc="log each finished episode's child (arch, val_acc, reward, NetPool hit) "
-                                            "in the NetPool, where the EAS search collects it every iteration")
-    episode_log: str = spec("", doc="the NetPool episode log those children go to: the search's own, so searches "
-                                    "sharing a pool never collect each other's (set by the EAS search)")
+    episode_log: str | None = spec(None, doc="the search's episode log in the NetPool: each finished episode's "
+                                             "child (arch, val_acc, reward, NetPool hit) is logged under this "
+                                             "name, where the EAS search collects it every iteration; none: "
+                                             "not logged")
 
 
 Algorithm = Literal["reinforce", "ppo", "appo", "impala", "random"]
@@ -189,10 +237,10 @@ class EASConfig(EASEnvConfig):
         if not self.name or "/" in self.name or self.name in (".", ".."):
             raise ValueError(f"name {self.name!r} must be a plain folder name, e.g. eas_digits_seed0")
 
-    def env_config(self, netpool: str, episode_log: str = "") -> dict[str, Any]:
-        """The ``env_config`` RLlib hands every env runner: this config's env sections, recording episodes in
-        the NetPool's ``episode_log``."""
+    def env_config(self, netpool: str, episode_log: str | None = None) -> dict[str, Any]:
+        """The ``env_config`` RLlib hands every env runner: this config's env sections, logging episodes under
+        ``episode_log`` (one name per search: searches that share a NetPool never collect each other's)."""
         env = {f.name: to_dict(getattr(self, f.name)) for f in dataclasses.fields(EASEnvConfig)}
         if env["episode"]["order"] is None:
             env["episode"]["order"] = "shuffled" if self.controller.algorithm == "random" else "wider_first"
-        return {**env, "netpool": resolve(netpool), "record_episodes": True, "episode_log": episode_log}
+        return {**env, "netpool": resolve(netpool), "episode_log": episode_log}

@@ -88,7 +88,8 @@ class ArchEncoder:
 
     def kernel_mask(self, arch: Sequence) -> np.ndarray:
         """[NUM_BLOCKS, BLOCK_POSITIONS, kernels]: 1 where a new layer after (block, position) may take kernel
-        ``KERNEL_SIZES[k]`` (`EASSpace.kernels_after`); all 0 where the position mask is 0."""
+        ``KERNEL_SIZES[k]`` (`EASSpace.kernels_after`); all 0 where the position mask is 0, and where the new
+        layer has no kernel (after an fc layer: the kernel choice is then ignored, no decision)."""
         mask = np.zeros((NUM_BLOCKS, BLOCK_POSITIONS, len(KERNEL_SIZES)), dtype=np.float32)
         for b, members in enumerate(self._positions(arch)):
             for p, index in enumerate(members):
@@ -120,7 +121,7 @@ def deeper_choice(arch: Sequence, max_layers: int, block: int, position: int, ke
         return f"deepen block {block} position {position}: the block has only {len(groups[block])} layers"
     index, size = groups[block][position], KERNEL_SIZES[kernel]
     allowed = space.kernels_after(arch[index])
-    if size not in allowed:
+    if allowed and size not in allowed:  # none allowed: the new layer has no kernel and ignores the choice
         return (f"deepen block {block} position {position}: kernel {size} for a new layer after "
                 f"{arch[index].token!r}, which allows only {', '.join(map(str, allowed))}")
     return index, size

@@ -77,12 +77,12 @@ class ChildEvaluator:
         cfg = self.cfg
         if role == "surrogate":
             return json.dumps({"role": role})  # a function of the architecture alone
-        train = to_dict(cfg.child)
         fields = {"role": role, "dataset": to_dict(cfg.dataset), "seed": cfg.seed}
         if role == "start":
-            fields["train"] = {k: v for k, v in train.items() if not k.startswith("finetune")}
-        else:  # a child's score also depends on its parent and on the transforms' noise
-            fields.update(train=train, start_net=cfg.space.start_net, noise=to_dict(cfg.noise))
+            fields["train"] = to_dict(cfg.start)
+        else:  # a child's score also depends on its parent (and how it was trained) and on the transforms' noise
+            fields.update(train=to_dict(cfg.child), start=to_dict(cfg.start), start_net=cfg.space.start_net,
+                          noise=to_dict(cfg.noise))
         if role == "child" and cfg.reward.mode in TRAIN_FREE_MODES:
             # ... and on the indicators, and on the reference pool: its size and how its children grow
             reward = {k: v for k, v in to_dict(cfg.reward).items() if k != "invalid_penalty"}
@@ -98,7 +98,7 @@ class ChildEvaluator:
     def start_network(self) -> tuple[torch.nn.Module, float | None]:
         """A new copy of the start network and its validation accuracy.
 
-        Trained (``child.epochs``) once per run through the pool; the
+        Trained (section ``start``) once per run through the pool; the
         surrogate and indicators rewards ignore weights, so there it stays untrained (None).
         """
         net = self._fresh_start()
@@ -108,7 +108,7 @@ class ChildEvaluator:
             cfg = self.cfg
             record, self.trained_start = evaluate_once(
                 self.pool, self.space.arch_string(net),
-                lambda: train_child(net, self.data, cfg.child, seed=cfg.seed, device=cfg.device,
+                lambda: train_child(net, self.data, cfg.start, seed=cfg.seed, device=cfg.device,
                                     augment=self.data.augment),
                 setting=self.setting("start"), weights=lambda: state_bytes(net))
             weights = call(self.pool, "weights", record.arch, record.setting)
@@ -120,7 +120,7 @@ class ChildEvaluator:
         return net, self._start[1]
 
     def log_episode(self, entry: dict) -> None:
-        call(self.pool, "log_episode", entry, self.cfg.episode_log)
+        call(self.pool, "log_episode", self.cfg.episode_log, entry)
 
     def score(self, net: torch.nn.Module) -> Score:
         """Reward of a finished child (see the module's docstring for each ``reward.mode``), once per network."""

@@ -76,7 +76,7 @@ class NetPoolStore:
         self._weight_files: dict[Key, str] = {}
         self._weights: dict[Key, bytes] = {}  # only without a location
         self._claims: dict[Key, tuple[str, float]] = {}  # key -> (owner, monotonic time claimed)
-        self._episodes: dict[str, list[dict[str, Any]]] = {}  # per log: finished episodes not yet collected
+        self._episodes: dict[str, list[dict[str, Any]]] = {}  # log -> finished episodes not yet collected
         for record, weights_file in [] if self._files is None else self._files.load():
             self._add(record, None, weights_file)
 
@@ -136,14 +136,15 @@ class NetPoolStore:
         count, self._claims = len(self._claims), {}
         return count
 
-    def log_episode(self, entry: dict[str, Any], log: str = "") -> None:
+    def log_episode(self, log: str, entry: dict[str, Any]) -> None:
         """A finished episode's child (arch, val_acc, reward, hit...), from whichever env runner ran it, in the
-        episode log of its search (``log``: several searches, e.g. Tune trials, may share one pool)."""
+        episode log ``log`` of the search that sampled it (never persisted)."""
         self._episodes.setdefault(log, []).append(entry)
 
-    def drain_episodes(self, log: str = "") -> list[dict[str, Any]]:
-        """The episodes logged to ``log`` since the last call: the search driver collects them once per
-        iteration, whatever RLlib algorithm sampled them."""
+    def drain_episodes(self, log: str) -> list[dict[str, Any]]:
+        """The episodes logged in ``log`` since the last call: the search driver collects them once per
+        iteration, whatever RLlib algorithm sampled them. One log per search: the searches of a Tune
+        experiment share one pool, and each must see only its own children."""
         return self._episodes.pop(log, [])
 
     def _persist(self, record: NetRecord, weights: bytes | None) -> str | None:

@@ -80,8 +80,15 @@ class Board(run_report.Board):
 
 
 def plot_rewards(run_dir: Path, networks: list[dict[str, Any]], title: str, by: str = "val_acc") -> Path:
-    """``reward_curve.png``: each child's reward and the iteration mean; the best-so-far ``by`` (val_acc, or
-    reward where nothing is trained: `rayneas.eas.record.best_key`) per network."""
+    """``reward_curve.png`` of `reward_figure`."""
+    path = Path(run_dir) / REWARD_PNG
+    reward_figure(networks, title, by).savefig(path, dpi=120)
+    return path
+
+
+def reward_figure(networks: list[dict[str, Any]], title: str, by: str = "val_acc") -> Figure:
+    """Each child's reward and the iteration mean; the best-so-far ``by`` (val_acc, or reward where nothing is
+    trained: `rayneas.eas.record.best_key`) per network."""
     iterations = sorted({row["iteration"] for row in networks})
     means = [sum(r["reward"] for r in networks if r["iteration"] == i) /
              sum(1 for r in networks if r["iteration"] == i) for i in iterations]
@@ -103,10 +110,11 @@ def plot_rewards(run_dir: Path, networks: list[dict[str, Any]], title: str, by: 
     ax_a.set_xlabel("networks evaluated")
     ax_a.set_ylabel("best val_acc so far" if by == "val_acc" else f"best {by} so far")
     ax_a.set_title("best child so far" + (" (validation accuracy)" if by == "val_acc" else ""), fontsize=7)
-    for ax in (ax_r, ax_a):
+    for ax, last in ((ax_r, iterations[-1] if iterations else 1), (ax_a, max(len(best), 1))):
         ax.grid(alpha=0.3)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # iterations and networks are counts
+        # Iterations and networks are counts: whole-number ticks, at least one (a single iteration would
+        # otherwise get matplotlib's 0.95-1.05 span and fractional ticks only).
+        ax.set_xlim(0.5, last + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     fig.suptitle(title, fontsize=8)
-    path = Path(run_dir) / REWARD_PNG
-    fig.savefig(path, dpi=120)
-    return path
+    return fig

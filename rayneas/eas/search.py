@@ -3,9 +3,10 @@
 One iteration is one ``Algorithm.train()``: the env runners sample whole
 episodes (each a child network, fine-tuned from the start net's weights and
 scored through the shared NetPool), and the controller is updated. The
-children come back to the driver through the NetPool's episode log, which
-every algorithm fills the same way, so the network table, TensorBoard, Tune
-and the progress bar see the same children whatever RLlib algorithm runs.
+children come back to the driver through the search's own episode log in the
+NetPool, which every algorithm fills the same way, so the network table,
+TensorBoard, Tune and the progress bar see the same children whatever RLlib
+algorithm runs.
 After the budget, the best child (by validation accuracy; by reward in
 ``reward.mode: indicators``, which trains nothing) is measured once on the
 test split, which the search never reads, if it has weights.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -96,20 +98,14 @@ def restore_controller(algo: Any, checkpoint: Path) -> None:
         algo.learner_group.foreach_learner(config_lr)
 
 
-def episode_log(run_dir: Path) -> str:
-    """The NetPool episode log of the search in ``run_dir``: its own, so searches sharing a pool (the trials of
-    a Tune experiment) never collect each other's children."""
-    return str(Path(run_dir).resolve())
-
-
-def rllib_config(cfg: EASConfig, run_dir: Path) -> Any:
-    """The controller's RLlib config; built before anything runs, so a bad algorithm, module or key fails first."""
+def rllib_config(cfg: EASConfig, run_dir: Path, episode_log: str | None = None) -> Any:
+    """The controller's RLlib config; built before anything runs, so a bad algorithm, module or key fails first.
+    Its env runners log every finished child in the NetPool's episode log ``episode_log``."""
     from rayneas.rl.controller import controller_config
 
     c = cfg.controller
     return controller_config(
-        algorithm=c.algorithm, module=c.module,
-        env_config=cfg.env_config(netpool_path(cfg, run_dir), episode_log=episode_log(run_dir)),
+        algorithm=c.algorithm, module=c.module, env_config=cfg.env_config(netpool_path(cfg, run_dir), episode_log),
         episode_steps=cfg.episode.wider_steps + cfg.episode.deeper_steps,
         networks_per_iteration=c.networks_per_iteration, num_env_runners=c.num_env_runners, seed=cfg.seed,
         rllib=c.rllib)
@@ -117,6 +113,7 @@ def rllib_config(cfg: EASConfig, run_dir: Path) -> Any:
 
 def _search(cfg: EASConfig, rllib: Any, store: EASRunStore, state: EASState, pool: Any,
             watchers: Sequence[IterationCallback], clock: Any) -> None:
+    log = rllib.env_config["episode_log"]
     with actor_restart_notice_spent():  # RLlib creates its env runners here
         algo = rllib.build_algo()
     try:
@@ -128,8 +125,8 @@ def _search(cfg: EASConfig, rllib: Any, store: EASRunStore, state: EASState, poo
         while len(state.networks) < cfg.budget.networks:
             began = time.perf_counter()
             result = algo.train()
-            report = _iteration(state, call(pool, "drain_episodes", episode_log(store.dir)), result,
-                                time.perf_counter() - began, best_key(cfg), cfg.budget.networks)
+            report = _iteration(state, call(pool, "drain_episodes", log), result, time.perf_counter() - began,
+                                best_key(cfg), cfg.budget.networks)
             state.elapsed_s = clock()
             store.save(algo, state)
             for watch in watchers:
@@ -187,9 +184,10 @@ def run_eas(cfg: EASConfig, run_dir: Path, resume: bool = False,
     from rayneas.scoring import ensure_ray
 
     session_start = time.perf_counter()
-    check_dataset(cfg.dataset)  # a missing file fails here, not in every env runner
+    check_dataset(cfg.dataset, cfg.seed)  # a missing file fails here, not in every env runner
     run_dir = Path(run_dir)
-    rllib = rllib_config(cfg, run_dir)
+    # A log of its own: other searches on the same pool (a Tune experiment's trials) log theirs beside it.
+    rllib = rllib_config(cfg, run_dir, episode_log=uuid.uuid4().hex)
     store = EASRunStore(run_dir)
     state = store.start(cfg, resume, may_change)
     elapsed_before = state.elapsed_s
@@ -198,7 +196,6 @@ def run_eas(cfg: EASConfig, run_dir: Path, resume: bool = False,
         check_controller_fits(rllib, autoscaling=cfg.controller.autoscaling)
         check_dataset_on_nodes(cfg.dataset, controller_bundles(rllib)[1][:cfg.controller.num_env_runners])
         pool = connect(netpool_path(cfg, run_dir))
-        call(pool, "drain_episodes", episode_log(run_dir))  # left by an earlier session of this search
         progress, board = Progress(cfg.budget.networks, len(state.networks), cfg.controller.algorithm), Board(run_dir)
         try:
             _search(cfg, rllib, store, state, pool, [progress, board, *callbacks],

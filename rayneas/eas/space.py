@@ -106,7 +106,6 @@ class EASSpace(abc.ABC):
     network: ClassVar[type[nn.Module]]  # built as network(arch, in_channels, num_classes, seed=, max_layers=)
     arch_key: ClassVar[str]  # network's first argument, and the attribute holding its token list
     transforms: ClassVar[ModuleType]  # the space's rayneas.morph module: widen(net, index, width, rng=, noise=)
-    kernel_masked: ClassVar[bool] = False  # the observation carries deeper_kernel_mask
 
     def __init__(self, cfg: SpaceConfig) -> None:
         self.cfg, self.start_net, self.max_layers = cfg, cfg.start_net, cfg.max_layers
@@ -149,7 +148,8 @@ class EASSpace(abc.ABC):
 
     @staticmethod
     def kernels_after(layer) -> tuple[int, ...]:
-        """Kernels a new layer inserted after ``layer`` may take."""
+        """Kernels a new layer inserted after ``layer`` may take; none if that layer has no kernel (a new fc
+        layer), where the kernel choice is ignored."""
         return KERNEL_SIZES
 
     # networks
@@ -211,6 +211,10 @@ class PlainSpace(EASSpace):
     def next_width(self, layer: plain.Layer) -> int | None:
         return self.schedule.next_width(layer)
 
+    @staticmethod
+    def kernels_after(layer: plain.Layer) -> tuple[int, ...]:
+        return () if layer.kind == "fc" else KERNEL_SIZES  # after an fc layer, Net2Deeper inserts an fc layer
+
     def deepen(self, net: plain.PlainCNN, index: int, kernel: int, *, rng: torch.Generator, noise: float,
                batch: Batch) -> None:
         # a new conv's identity BatchNorm is set on a batch of training images (an fc ignores kernel and batch)
@@ -232,7 +236,6 @@ class DenseNetSpace(EASSpace):
     network = densenet.DenseNet
     arch_key = "spec"
     transforms = dense_morph
-    kernel_masked = True
 
     def parse(self, text: str) -> densenet.Spec:
         return densenet.parse(text, self.max_layers)

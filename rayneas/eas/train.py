@@ -16,7 +16,7 @@ from typing import Callable, Protocol
 import torch
 from torch import nn
 
-from rayneas.eas.config import ChildTrainConfig
+from rayneas.eas.config import TrainConfig
 
 
 class TrainValData(Protocol):
@@ -48,7 +48,7 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return correct / len(x)
 
 
-def train_child(model: nn.Module, data: TrainValData, cfg: ChildTrainConfig, *, seed: int,
+def train_child(model: nn.Module, data: TrainValData, cfg: TrainConfig, *, seed: int,
                 device: str | torch.device = "cpu",
                 augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None) -> TrainResult:
     """Train ``model`` in place on ``device`` for ``cfg.epochs`` epochs and score it on the validation split.

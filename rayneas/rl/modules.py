@@ -10,17 +10,21 @@ the Catalog's distribution of the env's Dict action space. The joint log-prob of
 the taken action is the sum of these conditional log-probs, so any RLlib learner
 (PPO, APPO, IMPALA, REINFORCE) computes the right logp and entropy from them.
 
-Decisions that do not count are pinned: the inactive phase's head and masked
-choices get logits that put all mass on the taken (or forced) value, so their
-log-prob and entropy are exactly 0 and the module never emits a masked choice.
+Decisions that do not count are pinned: the inactive phase's head, masked
+choices and the kernel of a layer inserted where kernels mean nothing (after an
+fc layer: an all-zero row of ``deeper_kernel_mask``, which the EAS code masks
+out of its objective) get logits that put all mass on the taken (or forced)
+value, so their log-prob and entropy are exactly 0 and the module never emits a
+masked choice.
 """
 from __future__ import annotations
 
 from typing import Any
 
 import torch
+from gymnasium import spaces
 from ray.rllib.core import Columns
-from ray.rllib.core.models.catalog import Catalog
+from ray.rllib.core.distribution.torch.torch_distribution import TorchMultiCategorical, TorchMultiDistribution
 from ray.rllib.core.learner.utils import make_target_network
 from ray.rllib.core.rl_module.apis.target_network_api import TARGET_NETWORK_ACTION_DIST_INPUTS, TargetNetworkAPI
 from ray.rllib.core.rl_module.apis.value_function_api import ValueFunctionAPI
@@ -45,6 +49,17 @@ def _choose(logits: torch.Tensor, taken: torch.Tensor | None, greedy: bool) -> t
     return torch.distributions.Categorical(logits=logits).sample()
 
 
+def dict_action_distribution(space: spaces.Dict) -> type:
+    """The torch distribution of a Dict of MultiDiscrete actions, built from RLlib's public distribution classes
+    (what RLlib's default Catalog would pick): one MultiCategorical per key, logits concatenated in the key order
+    RLlib flattens a Dict in (sorted)."""
+    children = {key: TorchMultiCategorical.get_partial_dist_cls(space=part, input_lens=[int(n) for n in part.nvec])
+                for key, part in space.spaces.items()}
+    return TorchMultiDistribution.get_partial_dist_cls(
+        space=space, child_distribution_cls_struct=children,
+        input_lens=[int(space.spaces[key].nvec.sum()) for key in sorted(space.spaces)])
+
+
 class _Policy(nn.Module):
     """Every weight the actions depend on, in one module, so APPO's target network is one deep copy."""
 
@@ -61,22 +76,24 @@ class _Policy(nn.Module):
         self.block_embed = nn.Embedding(num_blocks, EMBED)
         self.position_embed = nn.Embedding(num_positions, EMBED)
 
-    def encode(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(per-layer features B x L x 100, summary B x 100); packed by length so padding is never read."""
+    def encode(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """(per-layer features B x L x 100, the encoder's final state (h, c), each B x 100: forward and backward
+        concatenated, as the EAS code hands it to the deeper decoder); packed by length so padding is never read."""
         lengths = obs["length"].long().clamp(min=1).cpu()
         packed = nn.utils.rnn.pack_padded_sequence(self.embed(obs["arch"].long()), lengths, batch_first=True,
                                                    enforce_sorted=False)
-        out, (h, _) = self.encoder(packed)
+        out, (h, c) = self.encoder(packed)
         features, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=obs["arch"].shape[1])
-        return features, torch.cat([h[0], h[1]], dim=-1)
+        return features, (torch.cat([h[0], h[1]], dim=-1), torch.cat([c[0], c[1]], dim=-1))
 
 
 class EASController(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI):
     """Observation: the EAS-v0 Dict (token ids, length, phase, masks); action: its Dict {"wider", "deeper"}.
 
-    The kernel is masked too where the observation has ``deeper_kernel_mask``
-    (the DenseNet space); the plain space's observation has none: every kernel
-    is valid there.
+    The kernel is masked by ``deeper_kernel_mask`` given the block and position
+    (the DenseNet space forbids kernels smaller than the copied layer's); where
+    that row is all zero (after an fc layer in the plain space) the kernel is no
+    decision and is pinned to index 0.
 
     ``model_config={"uniform": True}`` makes every unmasked choice equally
     likely whatever the weights: the random-search baseline samples through the
@@ -91,8 +108,8 @@ class EASController(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI):
         self.uniform = bool((self.model_config or {}).get("uniform", False))
         self.pi = _Policy(int(obs["arch"].high.max()) + 1, self.num_blocks, self.num_positions, self.num_kernels)
         self.value = nn.Linear(2 * HIDDEN + 2, 1)
-        self.action_dist_cls = Catalog._get_dist_cls_from_action_space(self.action_space, framework="torch")
-        self.action_keys = list(self.action_space.spaces)  # the Catalog's flattening order of the Dict
+        self.action_dist_cls = dict_action_distribution(self.action_space)
+        self.action_keys = sorted(self.action_space.spaces)  # the distribution's flattening order of the Dict
 
     def _out(self, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
         logits = layer(x)
@@ -101,7 +118,7 @@ class EASController(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI):
     def _heads(self, obs: dict[str, torch.Tensor], taken: dict[str, torch.Tensor] | None,
                greedy: bool = False, pi: _Policy | None = None) -> dict[str, Any]:
         pi = pi or self.pi
-        features, summary = pi.encode(obs)
+        features, state = pi.encode(obs)
         deeper_phase = obs["phase"].long().bool()
         # Wider: one Bernoulli per layer as 2-way logits [0, s]; masked layers pinned to 0 (keep).
         score = self._out(pi.wider, features).squeeze(-1)
@@ -110,9 +127,8 @@ class EASController(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI):
         wide = _choose(wider_logits, None if taken is None else taken["wider"], greedy)
         wide = torch.where(allowed, wide, 0)
         wider_logits = torch.where(allowed[..., None], wider_logits, _pinned(wide, 2))
-        # Deeper: decoder LSTM from the encoder's summary, each choice fed back as the next input.
-        state = (summary, torch.zeros_like(summary))
-        batch = summary.shape[0]
+        # Deeper: decoder LSTM from the encoder's final state, each choice fed back as the next input.
+        batch = state[0].shape[0]
         given = None if taken is None else taken["deeper"].long()
         state = pi.decoder(pi.start.expand(batch, -1), state)
         block_logits = self._out(pi.block_out, state[0]).masked_fill(~obs["deeper_block_mask"].bool(), NEG)
@@ -122,11 +138,12 @@ class EASController(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI):
         position_logits = self._out(pi.position_out, state[0]).masked_fill(~rows, NEG)
         position = _choose(position_logits, None if given is None else given[:, 1], greedy)
         state = pi.decoder(pi.position_embed(position), state)
-        kernel_logits = self._out(pi.kernel_out, state[0])
-        if "deeper_kernel_mask" in obs:  # a space where some kernels are invalid (DenseNet), given the position
-            kernels = obs["deeper_kernel_mask"][torch.arange(batch), block, position].bool()
-            kernel_logits = kernel_logits.masked_fill(~kernels, NEG)
+        kernels = obs["deeper_kernel_mask"][torch.arange(batch), block, position].bool()
+        kernel_logits = self._out(pi.kernel_out, state[0]).masked_fill(~kernels, NEG)
         kernel = _choose(kernel_logits, None if given is None else given[:, 2], greedy)
+        free = kernels.any(-1)  # False: the new layer has no kernel (after an fc layer); the choice is no decision
+        kernel = torch.where(free, kernel, 0)
+        kernel_logits = torch.where(free[:, None], kernel_logits, _pinned(kernel, self.num_kernels))
         deep = torch.stack([block, position, kernel], dim=-1)
         deep = torch.where(deeper_phase[:, None], deep, 0)
         parts = [(block_logits, self.num_blocks), (position_logits, self.num_positions),
@@ -153,7 +170,7 @@ class EASController(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI):
 
     def compute_values(self, batch: dict[str, Any], embeddings: Any = None) -> torch.Tensor:
         obs = batch[Columns.OBS]
-        _, summary = self.pi.encode(obs)
+        _, (summary, _) = self.pi.encode(obs)
         phase = torch.stack([obs["phase"].float(), obs["step"].float()], dim=-1)
         return self.value(torch.cat([summary, phase], dim=-1)).squeeze(-1)
 

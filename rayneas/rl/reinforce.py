@@ -1,8 +1,11 @@
 """REINFORCE as the EAS paper trains its controller, as an RLlib Algorithm + Learner (the shape of RLlib's VPG example).
 
 Whole episodes (``batch_mode: complete_episodes``), undiscounted returns to go,
-a moving-average baseline of the episode returns (decay 0.95), an entropy bonus
-(1e-5) and Adam at 2e-3: the paper's settings, as defaults any YAML key overrides.
+the reference code's moving-average baseline (`advance_baseline`), an entropy
+bonus (1e-5) and Adam at 2e-3: the paper's settings, as defaults any YAML key
+overrides. The objective is the reference's too (`reinforce_loss`): the sum of
+every decision's log-probability times its advantage, divided by the number of
+episodes (children) in the update.
 """
 from __future__ import annotations
 
@@ -28,6 +31,29 @@ from rayneas.seeding import derive_seed
 logger = logging.getLogger(__name__)
 MAX_RESAMPLES = 3  # restarts of lost env runners within one iteration
 RESTART_TIMEOUT_S = 300
+
+
+def advance_baseline(baseline: float, batch_mean: float, decay: float) -> float:
+    """The baseline after a batch whose mean episode return is ``batch_mean``, as the EAS code's
+    ``ArchManager.reward``: ``b += decay * (mean - b)``, from b = 0 before the first batch.
+
+    With decay 0.95 the new baseline is 0.05·old + 0.95·this batch's mean, and it is
+    updated *before* the batch's advantages ``R - b`` are taken, so each batch is
+    almost centred on its own mean.
+    """
+    return baseline + decay * (batch_mean - baseline)
+
+
+def reinforce_loss(logp: torch.Tensor, advantages: torch.Tensor, entropy: torch.Tensor, num_episodes: int,
+                   entropy_coeff: float) -> torch.Tensor:
+    """``-sum(logp · A) / num_episodes - entropy_coeff · mean(entropy)`` over a batch of timesteps.
+
+    The EAS code's objective: every decision's log-probability times its
+    child's advantage, summed, with the rewards divided by the number of
+    children per update. Minimising it raises the probability of actions with a
+    positive advantage.
+    """
+    return -(logp * advantages).sum() / max(num_episodes, 1) - entropy_coeff * entropy.mean()
 
 
 class REINFORCEConfig(AlgorithmConfig):
@@ -59,24 +85,37 @@ class REINFORCEConfig(AlgorithmConfig):
 
 
 class REINFORCELearner(TorchLearner):
-    """Loss -mean(logp(a) * (G - b)) - entropy_coeff * mean(entropy); b is the moving average of episode returns."""
+    """`reinforce_loss` with advantages G - b; b, the baseline, is learner state that `update` advances once
+    per update from the mean return of *all* the update's episodes (``batch_return_mean``), before the loss
+    is computed, so several learners or minibatches share one baseline."""
 
     def build(self) -> None:
         super().build()
-        self.baseline: float | None = None
+        self.baseline = 0.0
+        self._episodes = 0  # episodes in the batch being learned from
         if self.config.add_default_connectors_to_learner_pipeline:
             self._learner_connector.prepend(ComputeReturnsToGo(gamma=self.config.gamma))
+
+    def update(self, *args: Any, batch_return_mean: float | None = None, **kwargs: Any) -> Any:
+        """One update; ``batch_return_mean``: the mean return of the update's episodes over every learner (the
+        `REINFORCE` algorithm passes it), else that of the episodes given here."""
+        data = kwargs.get("training_data")
+        episodes = kwargs.get("episodes") or (data.episodes if data is not None else None) or []
+        if batch_return_mean is None:
+            batch_return_mean = sum(e.get_return() for e in episodes) / max(len(episodes), 1)
+        self.baseline = advance_baseline(self.baseline, batch_return_mean, self.config.baseline_decay)
+        self._episodes = len(episodes)
+        return super().update(*args, **kwargs)
 
     def compute_loss_for_module(self, *, module_id: ModuleID, config: Any, batch: dict[str, Any],
                                 fwd_out: dict[str, Any]) -> torch.Tensor:
         dist = self.module[module_id].get_train_action_dist_cls().from_logits(fwd_out[Columns.ACTION_DIST_INPUTS])
-        returns = batch[Columns.RETURNS_TO_GO]
-        baseline = float(returns.mean()) if self.baseline is None else self.baseline
-        entropy = dist.entropy().mean()
-        loss = -(dist.logp(batch[Columns.ACTIONS]) * (returns - baseline)).mean() - config.entropy_coeff * entropy
-        self.baseline = config.baseline_decay * baseline + (1 - config.baseline_decay) * float(returns.mean())
+        entropy = dist.entropy()
+        advantages = batch[Columns.RETURNS_TO_GO] - self.baseline
+        episodes = self._episodes or int(batch[Columns.TERMINATEDS].sum())
+        loss = reinforce_loss(dist.logp(batch[Columns.ACTIONS]), advantages, entropy, episodes, config.entropy_coeff)
         self.metrics.log_value((module_id, "baseline"), self.baseline, window=1)
-        self.metrics.log_value((module_id, "entropy"), float(entropy.detach()), window=1)
+        self.metrics.log_value((module_id, "entropy"), float(entropy.mean().detach()), window=1)
         return loss
 
     def get_state(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -85,8 +124,16 @@ class REINFORCELearner(TorchLearner):
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
-        if "baseline" in state:
-            self.baseline = state["baseline"]
+        if "baseline" in state:  # None in checkpoints written before the first update by older versions
+            self.baseline = float(state["baseline"] or 0.0)
+
+
+def episode_shares(episodes: int, runners: int) -> dict[int, int]:
+    """Episodes per env runner index (1..runners) that add up to exactly ``episodes``: the first
+    ``episodes % runners`` runners sample one more; runners with no share are left out."""
+    base, extra = divmod(episodes, max(runners, 1))
+    shares = {i: base + (i <= extra) for i in range(1, max(runners, 1) + 1)}
+    return {i: n for i, n in shares.items() if n > 0}
 
 
 def reseed_runner(runner: Any, seed: int, iteration: int) -> None:
@@ -120,23 +167,23 @@ class REINFORCE(Algorithm):
         """
         group = self.env_runner_group
         local = group.num_remote_workers() <= 0
-        runners = self.config.num_env_runners or 1
-        per_runner = -(-self.config.episodes_per_iteration // runners)
+        shares = episode_shares(self.config.episodes_per_iteration, 1 if local else self.config.num_env_runners)
         seed, iteration = self.config.seed or 0, self.iteration
 
         def sample(runner: Any) -> tuple[int, list[Any], Any]:
             reseed_runner(runner, seed, iteration)
-            return runner.worker_index, runner.sample(num_episodes=per_runner), runner.get_metrics()
+            count = shares[max(runner.worker_index, 1)]
+            return runner.worker_index, runner.sample(num_episodes=count), runner.get_metrics()
 
         collected: dict[int, tuple[list[Any], Any]] = {}
         for _ in range(MAX_RESAMPLES + 1):
-            missing = None if local else [i for i in range(1, runners + 1) if i not in collected]
+            missing = None if local else [i for i in shares if i not in collected]
             for index, episodes, metrics in group.foreach_env_runner(sample, local_env_runner=local,
                                                                      remote_worker_ids=missing):
                 collected[index] = (episodes, metrics)
-            if local or len(collected) == runners:
+            if local or len(collected) == len(shares):
                 break
-            lost = sorted(set(range(1, runners + 1)) - set(collected))
+            lost = sorted(set(shares) - set(collected))
             logger.warning("env runner(s) %s lost mid-sample in iteration %d: restarting them and sampling their "
                            "episodes again", lost, iteration + 1)
             # Every live runner has returned, so claims still held in the NetPool are the lost runners'.
@@ -162,7 +209,7 @@ class REINFORCE(Algorithm):
     def training_step(self) -> None:
         episodes = self.sample_episodes()
         learner_results = self.learner_group.update(
-            episodes=episodes,
+            episodes=episodes, batch_return_mean=sum(e.get_return() for e in episodes) / len(episodes),
             timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
                 (ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME))})
         self.metrics.aggregate(learner_results, key=LEARNER_RESULTS)

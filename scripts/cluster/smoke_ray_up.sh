@@ -100,6 +100,6 @@ ray job submit --address "$ADDRESS" --working-dir . --runtime-env scripts/cluste
 grep -q '"finished": true' "$WORK/job.log"
 ray exec "$CONFIG" "cat ~/runs/smoke_job/result.json"
 ray submit "$CONFIG" scripts/cluster/search.py -- run rayneas/configs/tune_tenas_nb201.yaml \
-  --runs-dir rayneas/runs | tee "$WORK/submit.log"
+  --runs-dir runs | tee "$WORK/submit.log"
 grep -q '"finished": true' "$WORK/submit.log"
 echo "smoke test passed: ray up / ray dashboard / ray job submit (token) / ray submit / ray down"
