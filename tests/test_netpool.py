@@ -63,6 +63,26 @@ def test_claims_exclude_others_until_released_or_stale():
     assert time.monotonic() - began > 0.1 and pool.get_or_claim("a", "w3").status == "claimed"
 
 
+def test_releasing_a_searchs_claims_leaves_other_searches_claims_in_a_shared_pool():
+    # a Tune trial that lost an env runner releases its dead workers' claims, not a live trial's
+    pool = NetPoolStore()
+    pool.get_or_claim("a", "trial1/w1")
+    pool.get_or_claim("b", "trial2/w1")
+    pool.get_or_claim("c", "trial2/w2")
+    assert pool.release_all_claims("trial2") == 2
+    assert pool.get_or_claim("a", "trial2/w3").status == "busy"  # trial 1's worker still trains it
+    assert pool.get_or_claim("b", "trial2/w3").status == "claimed"
+    assert pool.release_all_claims("trial") == 0  # a group is a whole name, not a prefix of one
+    seen = []  # evaluate_once claims for its search: another worker sees the owner under that group
+
+    def train() -> FakeResult:
+        seen.append(pool.get_or_claim("d", "trial1/w9"))
+        return fake_result("d")
+
+    evaluate_once(pool, "d", train, group="trial3")
+    assert seen[0].status == "busy" and seen[0].owner.startswith("trial3/")
+
+
 def test_each_search_drains_only_its_own_episode_log():
     # the trials of a Tune experiment share one pool: one search's iteration must never collect another's children
     pool = NetPoolStore()

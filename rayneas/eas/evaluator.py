@@ -19,6 +19,7 @@ import dataclasses
 import io
 import json
 import math
+from typing import Any, Callable
 
 import torch
 
@@ -27,7 +28,7 @@ from rayneas.data.arrays import DataError
 from rayneas.eas.config import TRAIN_FREE_MODES, EASEnvConfig
 from rayneas.eas.data import ChildData, load_child_data
 from rayneas.eas.nodes import missing_here
-from rayneas.eas.netpool import Evaluation, call, connect, evaluate_once
+from rayneas.eas.netpool import Evaluation, NetRecord, call, connect, evaluate_once
 from rayneas.eas.reward import UntrainedResult, surrogate_accuracy, tan_reward
 from rayneas.eas.space import eas_space
 from rayneas.eas.trainfree import ReferenceQuantile
@@ -106,8 +107,8 @@ class ChildEvaluator:
             return net, None
         if self._start is None:
             cfg = self.cfg
-            record, self.trained_start = evaluate_once(
-                self.pool, self.space.arch_string(net),
+            record, self.trained_start = self._once(
+                self.space.arch_string(net),
                 lambda: train_child(net, self.data, cfg.start, seed=cfg.seed, device=cfg.device,
                                     augment=self.data.augment),
                 setting=self.setting("start"), weights=lambda: state_bytes(net))
@@ -119,6 +120,10 @@ class ChildEvaluator:
         load_state(net, self._start[0])
         return net, self._start[1]
 
+    def _once(self, arch: str, evaluate: Callable[[], Evaluation], **kwargs: Any) -> tuple[NetRecord, bool]:
+        """`evaluate_once` in this search's pool, its claims made for this search (its episode log's name)."""
+        return evaluate_once(self.pool, arch, evaluate, group=self.cfg.episode_log or "", **kwargs)
+
     def log_episode(self, entry: dict) -> None:
         call(self.pool, "log_episode", self.cfg.episode_log, entry)
 
@@ -128,16 +133,16 @@ class ChildEvaluator:
         arch = space.arch_string(net)
         mode = cfg.reward.mode
         if mode == "surrogate":
-            record, trained = evaluate_once(
-                self.pool, arch, lambda: UntrainedResult(surrogate_accuracy(space.layers(net), space.grown)),
+            record, trained = self._once(
+                arch, lambda: UntrainedResult(surrogate_accuracy(space.layers(net), space.grown)),
                 parent=cfg.space.start_net, setting=self.setting("surrogate"))
         elif mode == "indicators":
-            record, trained = evaluate_once(self.pool, arch, lambda: UntrainedResult(self.quantile(arch)),
+            record, trained = self._once(arch, lambda: UntrainedResult(self.quantile(arch)),
                                             parent=cfg.space.start_net, setting=self.setting("child"))
             return Score(tan_reward(record.accuracy), math.nan, not trained, 0.0)
         else:
             evaluate = self._hybrid if mode == "hybrid" else self._finetune
-            record, trained = evaluate_once(self.pool, arch, lambda: evaluate(net), parent=cfg.space.start_net,
+            record, trained = self._once(arch, lambda: evaluate(net), parent=cfg.space.start_net,
                                             setting=self.setting("child"), weights=lambda: state_bytes(net))
         return Score(tan_reward(record.accuracy), record.accuracy, not trained, record.seconds if trained else 0.0)
 

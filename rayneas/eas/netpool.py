@@ -131,10 +131,13 @@ class NetPoolStore:
             return self._add(record, weights, None)
         return self._add(record, weights, self._persist(record, weights))
 
-    def release_all_claims(self) -> int:
-        """Drop every claim (when their owners are known dead); returns how many there were."""
-        count, self._claims = len(self._claims), {}
-        return count
+    def release_all_claims(self, group: str = "") -> int:
+        """Drop every claim of ``group``'s owners (a search whose workers are known dead; other searches
+        sharing this pool keep theirs); returns how many there were."""
+        dropped = [key for key, (owner, _) in self._claims.items() if owner.startswith(f"{group}/")]
+        for key in dropped:
+            del self._claims[key]
+        return len(dropped)
 
     def log_episode(self, log: str, entry: dict[str, Any]) -> None:
         """A finished episode's child (arch, val_acc, reward, hit...), from whichever env runner ran it, in the
@@ -211,8 +214,8 @@ class NetPoolActor(NetPoolStore):
         self._wake(key)
         return stored
 
-    async def release_all_claims(self) -> int:
-        count = super().release_all_claims()
+    async def release_all_claims(self, group: str = "") -> int:
+        count = super().release_all_claims(group)
         for key in list(self._changed):
             self._wake(key)
         return count
@@ -275,10 +278,11 @@ def connect(location: str | None) -> Any:
     return _LOCAL[key]
 
 
-def release_claims(location: str | None) -> int:
-    """Release the claims in the pool at ``location`` once every live worker is idle: the rest belong to dead
-    workers, and an architecture they were training would otherwise wait for the claim timeout."""
-    return call(connect(location), "release_all_claims")
+def release_claims(location: str | None, group: str = "") -> int:
+    """Release ``group``'s claims in the pool at ``location`` once every live worker of that search is idle: the
+    rest belong to its dead workers, and an architecture they were training would otherwise wait for the claim
+    timeout."""
+    return call(connect(location), "release_all_claims", group)
 
 
 def call(pool: Any, method: str, *args: Any) -> Any:
@@ -291,16 +295,18 @@ def call(pool: Any, method: str, *args: Any) -> Any:
 
 
 def evaluate_once(pool: Any, arch: str, evaluate: Callable[[], Evaluation], *, parent: str | None = None,
-                  setting: str = "", weights: Callable[[], bytes] | None = None) -> tuple[NetRecord, bool]:
+                  setting: str = "", weights: Callable[[], bytes] | None = None,
+                  group: str = "") -> tuple[NetRecord, bool]:
     """The pool's record of (``setting``, ``arch``), calling ``evaluate`` only if no worker has trained it.
 
     ``pool`` is a `NetPoolStore` or its actor. Returns (record, trained here).
     If another worker is training it, waits for its record (or for its claim to
     go stale); if ``evaluate``
     raises, the claim is released and the error re-raised. ``weights``, called
-    after a successful ``evaluate``, gives the trained weights to keep.
+    after a successful ``evaluate``, gives the trained weights to keep. ``group`` names the search the claim is
+    made for, so that `release_claims` of one search leaves the others' claims in a shared pool alone.
     """
-    owner = uuid.uuid4().hex
+    owner = f"{group}/{uuid.uuid4().hex}"
     while True:
         claim = call(pool, "get_or_claim", arch, owner, setting)
         if claim.status == "done":

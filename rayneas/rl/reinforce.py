@@ -186,8 +186,10 @@ class REINFORCE(Algorithm):
             lost = sorted(set(shares) - set(collected))
             logger.warning("env runner(s) %s lost mid-sample in iteration %d: restarting them and sampling their "
                            "episodes again", lost, iteration + 1)
-            # Every live runner has returned, so claims still held in the NetPool are the lost runners'.
-            release_claims(self.config.env_config.get("netpool"))
+            # Every live runner has returned, so this search's claims still held in the NetPool are the lost
+            # runners' (other searches sharing the pool, e.g. Tune trials, keep theirs).
+            env = self.config.env_config
+            release_claims(env.get("netpool"), env.get("episode_log") or "")
             self._await_restart(lost)
         else:
             raise RuntimeError(f"env runner(s) {lost} were lost {MAX_RESAMPLES + 1} times in iteration "
