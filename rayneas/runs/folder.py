@@ -1,8 +1,10 @@
 """The run folder ``runs/<name>/``: its config snapshot, its ``result.json``, and what is wrong with it.
 
 Every run kind writes ``config.json`` (the config of the latest session, which
-export and plots read) and, when finished, ``result.json``; the rest of the
-folder (its state, tables, checkpoint) is the run kind's own.
+export and plots read) and ``result.json`` (when finished; a Tune trial also
+before each report, marked ``finished: false``, so a trial a scheduler stops
+leaves what it reached); the rest of the folder (its state, tables, checkpoint)
+is the run kind's own.
 """
 from __future__ import annotations
 
