@@ -8,6 +8,7 @@ driver and not on the worker node, as a dataset copied to the head only would.
 """
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,10 @@ SETTINGS = ["dataset.name=cifar10", "dataset.root=~/cifar", "reward.mode=surroga
 @pytest.fixture
 def worker_without_dataset(tmp_path, monkeypatch):
     """A head with no CPUs (the driver's node, dataset present) and a 1-CPU worker node whose ~ is empty."""
+    # Ray's token auth reads ~/.ray/auth_token, and ~ differs per node here: every Ray process takes the token this
+    # process already uses (an earlier test's local Ray made it) from the environment instead.
+    token = Path.home() / ".ray" / "auth_token"
+    monkeypatch.setenv("RAY_AUTH_TOKEN", token.read_text().strip() if token.exists() else secrets.token_hex(32))
     monkeypatch.setenv("HOME", str(tmp_path / "head_home"))
     _write_cifar10(tmp_path / "head_home" / "cifar")
     (tmp_path / "worker_home").mkdir()
