@@ -2,10 +2,7 @@
 
 The CI machine has 2 cores and the Ray tests start actors beside pytest; a
 second intra-op thread per process only adds contention (measured: test_morph
-3 s with one thread, 40 s with two on a busy machine). Ray waits 30 s by default for
-a new head's GCS to publish its port; on a busy 2-core machine (a Cluster started
-right after another module's Ray shut down) that once took longer, so the tests
-give it 120 s, as Ray itself does for a RocksDB-backed GCS.
+3 s with one thread, 40 s with two on a busy machine).
 """
 import os
 
@@ -13,7 +10,6 @@ import pytest
 import torch
 
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
-os.environ.setdefault("RAY_gcs_server_port_wait_time_s", "120")
 torch.set_num_threads(1)
 
 
