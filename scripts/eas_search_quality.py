@@ -7,8 +7,9 @@ accuracy is measured once on the test split (which no search reads); the
 methods are compared on that test accuracy, paired per seed. Prints per seed
 each method's test and validation accuracy and parameters of that child, the
 paired test difference to ``--baseline`` (mean ± std, and on how many seeds it
-is positive), each method's mean reward in its first and last iteration, and
-draws the mean reward per iteration into ``--figure``. ``--out/summary.json``
+is positive), each method's mean reward in its first and last iteration, its
+children's mean size in those iterations and how size relates to validation
+accuracy among them, and draws the mean reward per iteration into ``--figure``. ``--out/summary.json``
 keeps every number.
 
 Choose settings (``--set``, variants) on some seeds, then report others, e.g.
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from matplotlib.figure import Figure
+from scipy.stats import spearmanr
 
 from rayneas.config import load_run
 from rayneas.eas.record import load_networks
@@ -48,9 +50,9 @@ def mean_std(values: Sequence[float], digits: int = 4) -> str:
     return f"{statistics.mean(values):.{digits}f} ± {std:.{digits}f}"
 
 
-def iteration_means(rows: list[dict]) -> list[float]:
+def iteration_means(rows: list[dict], key: str = "reward") -> list[float]:
     last = max(r["iteration"] for r in rows)
-    return [statistics.mean(r["reward"] for r in rows if r["iteration"] == i) for i in range(1, last + 1)]
+    return [statistics.mean(r[key] for r in rows if r["iteration"] == i) for i in range(1, last + 1)]
 
 
 def search(config: Path, seed: int, name: str, changes: list[str], budget: int, runners: int, out: Path,
@@ -62,7 +64,9 @@ def search(config: Path, seed: int, name: str, changes: list[str], budget: int, 
     cfg = load_run(config, overrides)[1]
     run_dir = out / cfg.name
     result = run_eas(cfg, run_dir, resume=(run_dir / "checkpoint").exists())
-    return {**result, "curve": iteration_means(load_networks(run_dir))}
+    rows = load_networks(run_dir)
+    return {**result, "curve": iteration_means(rows), "params_curve": iteration_means(rows, "params"),
+            "size_val_spearman": float(spearmanr([r["params"] for r in rows], [r["val_acc"] for r in rows])[0])}
 
 
 def paired_table(results: dict[str, dict[int, dict]], baseline: str) -> list[str]:
@@ -98,6 +102,19 @@ def curve_table(results: dict[str, dict[int, dict]]) -> list[str]:
         lines.append(f"| {method} | {mean_std([x['curve'][0] for x in r], 3)} "
                      f"| {mean_std([x['curve'][-1] for x in r], 3)} | {mean_std([x['best']['val_acc'] for x in r])} "
                      f"| {mean_std([x['netpool_hit_rate'] for x in r], 3)} | {mean_std([x['wall_time_s'] for x in r], 0)} |")
+    return lines
+
+
+def learning_table(results: dict[str, dict[int, dict]]) -> list[str]:
+    """What a controller can learn here: how its children's size moves over the iterations, and how much size
+    pays (Spearman of parameters against validation accuracy over a search's children, mean over seeds)."""
+    lines = ["| method | children's mean params, iteration 1 | last iteration | Spearman(params, val_acc) |",
+             "|---|---|---|---|"]
+    for method, runs in results.items():
+        r = list(runs.values())
+        lines.append(f"| {method} | {mean_std([x['params_curve'][0] for x in r], 0)} "
+                     f"| {mean_std([x['params_curve'][-1] for x in r], 0)} "
+                     f"| {mean_std([x['size_val_spearman'] for x in r], 2)} |")
     return lines
 
 
@@ -148,7 +165,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[int, dict]]:
             print(f"{label} seed {seed}: best child test_acc {best['test_acc']:.4f} val_acc {best['val_acc']:.4f} "
                   f"{best['params']} params; start net val_acc {run['start_val_acc']:.4f}; reward first "
                   f"{run['curve'][0]:.3f} last {run['curve'][-1]:.3f}; {run['wall_time_s']:.0f} s", flush=True)
-    print("\n" + "\n".join(paired_table(results, args.baseline)) + "\n\n" + "\n".join(curve_table(results)))
+    print("\n" + "\n".join(paired_table(results, args.baseline)) + "\n\n" + "\n".join(curve_table(results))
+          + "\n\n" + "\n".join(learning_table(results)))
     figure = args.figure or args.out / "reward.png"
     plot(results, figure, f"{args.config.name}, seeds {', '.join(map(str, args.seeds))}, {args.budget} children")
     (args.out / "summary.json").write_text(json.dumps(results, indent=1, default=str))

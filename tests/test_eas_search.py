@@ -16,7 +16,7 @@ import rayneas_envs
 from rayneas.cli import main
 from rayneas.config import ConfigError, load_run
 from rayneas.data import digits_split
-from rayneas.eas.record import NETWORK_SCHEMA, RunDirError
+from rayneas.eas.record import NETWORK_SCHEMA, RunDirError, load_networks
 from rayneas.eas.search import run_eas
 from rayneas.eas.train import accuracy
 from rayneas.rl.random_search import UNIFORM_MODULE
@@ -156,3 +156,7 @@ def test_the_search_quality_study_pairs_the_methods_test_accuracy_per_seed(ray_l
     assert saved["random"]["0"]["best"]["test_acc"] == results["random"][0]["best"]["test_acc"]
     assert saved["random"]["0"]["algorithm"] == "random" and len(saved["reinforce"]["0"]["curve"]) == 1
     assert (tmp_path / "reward.png").stat().st_size > 0
+    children = load_networks(tmp_path / "reinforce_seed0")
+    mean_params = sum(r["params"] for r in children) / len(children)
+    assert results["reinforce"][0]["params_curve"] == [mean_params]
+    assert "| Spearman(params, val_acc) |" in out and f"| reinforce | {mean_params:.0f} ± 0 " in out
