@@ -32,7 +32,7 @@ import platform
 import statistics
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from matplotlib.figure import Figure
 from scipy.stats import spearmanr
@@ -94,28 +94,28 @@ def paired_table(results: dict[str, dict[int, dict]], baseline: str) -> list[str
     return lines
 
 
-def curve_table(results: dict[str, dict[int, dict]]) -> list[str]:
-    lines = ["| method | mean reward, iteration 1 | mean reward, last iteration | best val_acc | NetPool hit rate "
-             "| wall time (s) |", "|---|---|---|---|---|---|"]
+Column = tuple[str, Callable[[dict], float], int]  # title, value of one run, digits
+
+
+def method_table(results: dict[str, dict[int, dict]], columns: Sequence[Column]) -> list[str]:
+    """Markdown: one row per method, each column the mean ± std over its seeds."""
+    lines = ["| method | " + " | ".join(title for title, _, _ in columns) + " |", "|---|" + "---|" * len(columns)]
     for method, runs in results.items():
-        r = list(runs.values())
-        lines.append(f"| {method} | {mean_std([x['curve'][0] for x in r], 3)} "
-                     f"| {mean_std([x['curve'][-1] for x in r], 3)} | {mean_std([x['best']['val_acc'] for x in r])} "
-                     f"| {mean_std([x['netpool_hit_rate'] for x in r], 3)} | {mean_std([x['wall_time_s'] for x in r], 0)} |")
+        cells = [mean_std([value(run) for run in runs.values()], digits) for _, value, digits in columns]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return lines
 
 
-def learning_table(results: dict[str, dict[int, dict]]) -> list[str]:
-    """What a controller can learn here: how its children's size moves over the iterations, and how much size
-    pays (Spearman of parameters against validation accuracy over a search's children, mean over seeds)."""
-    lines = ["| method | children's mean params, iteration 1 | last iteration | Spearman(params, val_acc) |",
-             "|---|---|---|---|"]
-    for method, runs in results.items():
-        r = list(runs.values())
-        lines.append(f"| {method} | {mean_std([x['params_curve'][0] for x in r], 0)} "
-                     f"| {mean_std([x['params_curve'][-1] for x in r], 0)} "
-                     f"| {mean_std([x['size_val_spearman'] for x in r], 2)} |")
-    return lines
+CURVE: list[Column] = [("mean reward, iteration 1", lambda r: r["curve"][0], 3),
+                       ("mean reward, last iteration", lambda r: r["curve"][-1], 3),
+                       ("best val_acc", lambda r: r["best"]["val_acc"], 4),
+                       ("NetPool hit rate", lambda r: r["netpool_hit_rate"], 3),
+                       ("wall time (s)", lambda r: r["wall_time_s"], 0)]
+# What a controller can learn here: how its children's size moves over the iterations, and how much size pays
+# (Spearman of parameters against validation accuracy over a search's children).
+LEARNING: list[Column] = [("children's mean params, iteration 1", lambda r: r["params_curve"][0], 0),
+                          ("last iteration", lambda r: r["params_curve"][-1], 0),
+                          ("Spearman(params, val_acc)", lambda r: r["size_val_spearman"], 2)]
 
 
 def plot(results: dict[str, dict[int, dict]], path: Path, title: str) -> None:
@@ -165,8 +165,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[int, dict]]:
             print(f"{label} seed {seed}: best child test_acc {best['test_acc']:.4f} val_acc {best['val_acc']:.4f} "
                   f"{best['params']} params; start net val_acc {run['start_val_acc']:.4f}; reward first "
                   f"{run['curve'][0]:.3f} last {run['curve'][-1]:.3f}; {run['wall_time_s']:.0f} s", flush=True)
-    print("\n" + "\n".join(paired_table(results, args.baseline)) + "\n\n" + "\n".join(curve_table(results))
-          + "\n\n" + "\n".join(learning_table(results)))
+    print("\n" + "\n".join(paired_table(results, args.baseline)) + "\n\n" + "\n".join(method_table(results, CURVE))
+          + "\n\n" + "\n".join(method_table(results, LEARNING)))
     figure = args.figure or args.out / "reward.png"
     plot(results, figure, f"{args.config.name}, seeds {', '.join(map(str, args.seeds))}, {args.budget} children")
     (args.out / "summary.json").write_text(json.dumps(results, indent=1, default=str))
