@@ -55,6 +55,13 @@ def iteration_means(rows: list[dict], key: str = "reward") -> list[float]:
     return [statistics.mean(r[key] for r in rows if r["iteration"] == i) for i in range(1, last + 1)]
 
 
+def within_iteration_std(rows: list[dict], key: str) -> float:
+    """Mean over iterations of the standard deviation among that iteration's children (nan with one child each)."""
+    groups = [[r[key] for r in rows if r["iteration"] == i] for i in sorted({r["iteration"] for r in rows})]
+    stds = [statistics.stdev(g) for g in groups if len(g) > 1]
+    return statistics.mean(stds) if stds else float("nan")
+
+
 def search(config: Path, seed: int, name: str, changes: list[str], budget: int, runners: int, out: Path,
            extra: list[str]) -> dict[str, Any]:
     """One run of ``config`` with these overrides in ``out/<name>``: its result and reward curve; a folder that
@@ -66,7 +73,8 @@ def search(config: Path, seed: int, name: str, changes: list[str], budget: int, 
     result = run_eas(cfg, run_dir, resume=(run_dir / "checkpoint").exists())
     rows = load_networks(run_dir)
     return {**result, "curve": iteration_means(rows), "params_curve": iteration_means(rows, "params"),
-            "size_val_spearman": float(spearmanr([r["params"] for r in rows], [r["val_acc"] for r in rows])[0])}
+            "size_val_spearman": float(spearmanr([r["params"] for r in rows], [r["val_acc"] for r in rows])[0]),
+            "val_acc_spread": within_iteration_std(rows, "val_acc")}
 
 
 def paired_table(results: dict[str, dict[int, dict]], baseline: str) -> list[str]:
@@ -111,11 +119,13 @@ CURVE: list[Column] = [("mean reward, iteration 1", lambda r: r["curve"][0], 3),
                        ("best val_acc", lambda r: r["best"]["val_acc"], 4),
                        ("NetPool hit rate", lambda r: r["netpool_hit_rate"], 3),
                        ("wall time (s)", lambda r: r["wall_time_s"], 0)]
-# What a controller can learn here: how its children's size moves over the iterations, and how much size pays
-# (Spearman of parameters against validation accuracy over a search's children).
+# What a controller can learn here: how its children's size moves over the iterations, how much size pays
+# (Spearman of parameters against validation accuracy over a search's children), and the spread of validation
+# accuracy among one update's children, against which any action's effect on the reward must stand out.
 LEARNING: list[Column] = [("children's mean params, iteration 1", lambda r: r["params_curve"][0], 0),
                           ("last iteration", lambda r: r["params_curve"][-1], 0),
-                          ("Spearman(params, val_acc)", lambda r: r["size_val_spearman"], 2)]
+                          ("Spearman(params, val_acc)", lambda r: r["size_val_spearman"], 2),
+                          ("std of val_acc within an iteration", lambda r: r["val_acc_spread"], 4)]
 
 
 def plot(results: dict[str, dict[int, dict]], path: Path, title: str) -> None:
