@@ -8,8 +8,9 @@ methods are compared on that test accuracy, paired per seed. Prints per seed
 each method's test and validation accuracy and parameters of that child, the
 paired test difference to ``--baseline`` (mean ± std, and on how many seeds it
 is positive), each method's mean reward in its first and last iteration, its
-children's mean size in those iterations and how size relates to validation
-accuracy among them, and draws the mean reward per iteration into ``--figure``. ``--out/summary.json``
+children's mean size in those iterations, how size relates to validation
+accuracy among them, the spread of an iteration's validation accuracies and its
+worst child, and draws the mean reward per iteration into ``--figure``. ``--out/summary.json``
 keeps every number.
 
 Choose settings (``--set``, variants) on some seeds, then report others, e.g.
@@ -50,16 +51,13 @@ def mean_std(values: Sequence[float], digits: int = 4) -> str:
     return f"{statistics.mean(values):.{digits}f} ± {std:.{digits}f}"
 
 
-def iteration_means(rows: list[dict], key: str = "reward") -> list[float]:
-    last = max(r["iteration"] for r in rows)
-    return [statistics.mean(r[key] for r in rows if r["iteration"] == i) for i in range(1, last + 1)]
+def per_iteration(rows: list[dict], key: str, reduce: Callable[[list[float]], float]) -> list[float]:
+    """``reduce`` of ``key`` over each iteration's children, iteration by iteration."""
+    return [reduce([r[key] for r in rows if r["iteration"] == i]) for i in sorted({r["iteration"] for r in rows})]
 
 
-def within_iteration_std(rows: list[dict], key: str) -> float:
-    """Mean over iterations of the standard deviation among that iteration's children (nan with one child each)."""
-    groups = [[r[key] for r in rows if r["iteration"] == i] for i in sorted({r["iteration"] for r in rows})]
-    stds = [statistics.stdev(g) for g in groups if len(g) > 1]
-    return statistics.mean(stds) if stds else float("nan")
+def spread(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else float("nan")
 
 
 def search(config: Path, seed: int, name: str, changes: list[str], budget: int, runners: int, out: Path,
@@ -72,9 +70,11 @@ def search(config: Path, seed: int, name: str, changes: list[str], budget: int, 
     run_dir = out / cfg.name
     result = run_eas(cfg, run_dir, resume=(run_dir / "checkpoint").exists())
     rows = load_networks(run_dir)
-    return {**result, "curve": iteration_means(rows), "params_curve": iteration_means(rows, "params"),
+    return {**result, "curve": per_iteration(rows, "reward", statistics.mean),
+            "params_curve": per_iteration(rows, "params", statistics.mean),
             "size_val_spearman": float(spearmanr([r["params"] for r in rows], [r["val_acc"] for r in rows])[0]),
-            "val_acc_spread": within_iteration_std(rows, "val_acc")}
+            "val_acc_spread": statistics.mean(per_iteration(rows, "val_acc", spread)),
+            "worst_val_acc": statistics.mean(per_iteration(rows, "val_acc", min))}
 
 
 def paired_table(results: dict[str, dict[int, dict]], baseline: str) -> list[str]:
@@ -120,12 +120,14 @@ CURVE: list[Column] = [("mean reward, iteration 1", lambda r: r["curve"][0], 3),
                        ("NetPool hit rate", lambda r: r["netpool_hit_rate"], 3),
                        ("wall time (s)", lambda r: r["wall_time_s"], 0)]
 # What a controller can learn here: how its children's size moves over the iterations, how much size pays
-# (Spearman of parameters against validation accuracy over a search's children), and the spread of validation
-# accuracy among one update's children, against which any action's effect on the reward must stand out.
+# (Spearman of parameters against validation accuracy over a search's children), the spread of validation
+# accuracy among one update's children, against which any action's effect on the reward must stand out, and
+# the worst child of an iteration (mean over iterations): children a policy can learn to avoid.
 LEARNING: list[Column] = [("children's mean params, iteration 1", lambda r: r["params_curve"][0], 0),
                           ("last iteration", lambda r: r["params_curve"][-1], 0),
                           ("Spearman(params, val_acc)", lambda r: r["size_val_spearman"], 2),
-                          ("std of val_acc within an iteration", lambda r: r["val_acc_spread"], 4)]
+                          ("std of val_acc within an iteration", lambda r: r["val_acc_spread"], 4),
+                          ("worst val_acc of an iteration", lambda r: r["worst_val_acc"], 4)]
 
 
 def plot(results: dict[str, dict[int, dict]], path: Path, title: str) -> None:

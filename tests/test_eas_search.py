@@ -161,4 +161,5 @@ def test_the_search_quality_study_pairs_the_methods_test_accuracy_per_seed(ray_l
     assert results["reinforce"][0]["params_curve"] == [mean_params]
     spread = float(np.std([r["val_acc"] for r in children], ddof=1))
     assert results["reinforce"][0]["val_acc_spread"] == pytest.approx(spread)
+    assert results["reinforce"][0]["worst_val_acc"] == min(r["val_acc"] for r in children)
     assert "| Spearman(params, val_acc) |" in out and f"| reinforce | {mean_params:.0f} ± 0 " in out
