@@ -46,9 +46,10 @@ from rayneas.scoring import ensure_ray
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "eas_digits.yaml"
 
 
-def mean_std(values: Sequence[float], digits: int = 4) -> str:
+def mean_std(values: Sequence[float], digits: int = 4, sign: str = "") -> str:
+    """``sign="+"`` for a difference, whose sign is the finding."""
     std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.{digits}f} ± {std:.{digits}f}"
+    return f"{statistics.mean(values):{sign}.{digits}f} ± {std:.{digits}f}"
 
 
 def per_iteration(rows: list[dict], key: str, reduce: Callable[[list[float]], float]) -> list[float]:
@@ -97,7 +98,7 @@ def paired_table(results: dict[str, dict[int, dict]], baseline: str) -> list[str
     for m in methods:
         if m != baseline:
             gaps = [results[m][s]["best"]["test_acc"] - results[baseline][s]["best"]["test_acc"] for s in seeds]
-            summary.append(f"{mean_std(gaps)} (> 0 on {sum(g > 0 for g in gaps)} of {len(gaps)} seeds)")
+            summary.append(f"{mean_std(gaps, sign='+')} (> 0 on {sum(g > 0 for g in gaps)} of {len(gaps)} seeds)")
     lines.append("| mean ± std | " + " | ".join(summary) + " |")
     return lines
 

@@ -151,7 +151,7 @@ def test_the_search_quality_study_pairs_the_methods_test_accuracy_per_seed(ray_l
     out = capsys.readouterr().out
     assert set(results) == {"reinforce", "random"} and all(set(r) == {0} for r in results.values())
     gap = results["reinforce"][0]["best"]["test_acc"] - results["random"][0]["best"]["test_acc"]
-    assert "| 0 | " in out and f"{gap:+.4f} |" in out and "(> 0 on " in out
+    assert "| 0 | " in out and f"{gap:+.4f} |" in out and f"{gap:+.4f} ± 0.0000 (> 0 on " in out
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["random"]["0"]["best"]["test_acc"] == results["random"][0]["best"]["test_acc"]
     assert saved["random"]["0"]["algorithm"] == "random" and len(saved["reinforce"]["0"]["curve"]) == 1
