@@ -10,8 +10,8 @@ paired test difference to ``--baseline`` (mean ± std, and on how many seeds it
 is positive), each method's mean reward in its first and last iteration, its
 children's mean size in those iterations, how size relates to validation
 accuracy among them, the spread of an iteration's validation accuracies and its
-worst child, and draws the mean reward per iteration into ``--figure``. ``--out/summary.json``
-keeps every number.
+worst child, and draws the mean reward per iteration into ``--figure``.
+``--out/summary.json`` keeps every number.
 
 Choose settings (``--set``, variants) on some seeds, then report others, e.g.
 on Fashion-MNIST (apt-get install dataset-fashion-mnist) and on digits:
